@@ -1,0 +1,747 @@
+/**
+ * The CBOR subset Mercurial speaks (mercurial/utils/cborutil.py), with its semantics:
+ *
+ * - byte strings everywhere, map keys included; text strings are rejected;
+ * - tag 258 ("mathematical finite set") around a definite array, decoded as a Set;
+ * - no floats, no other tags, no undefined or simple values, no indefinite arrays or maps;
+ * - an indefinite-length byte string only at the top level, surfaced as a series of
+ *   ByteStringChunk values (first chunk `isFirst`, a final empty chunk `isLast`);
+ * - encoding is deterministic: map entries and set elements sorted by Mercurial's key
+ *   (type name, then Python ordering, which is plain byte order for byte strings — not RFC 7049
+ *   length-first order), definite lengths, shortest integer forms.
+ *
+ * Decoding is hand-written rather than done by cbor-x for three reasons: cbor-x cannot decode
+ * indefinite-length byte strings (rawstorefiledata emits them), it accepts much that cborutil
+ * rejects (text, floats, tags), and a response is a *sequence* of top-level values arriving in
+ * frames split anywhere, which needs an incremental decoder that returns 0..n values per chunk
+ * and keeps only the unfinished item. Encoding uses cbor-x once values are canonicalised.
+ */
+import { Encoder } from "cbor-x";
+import { CborDecodeError, CborEncodeError } from "./errors.ts";
+import { concatBytes } from "./frames.ts";
+
+/** One chunk of a top-level indefinite-length byte string (cborutil.bytestringchunk). */
+export class ByteStringChunk {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly isFirst = false,
+    readonly isLast = false,
+  ) {}
+}
+
+export type CborScalar = Uint8Array | number | bigint | boolean | null;
+export type CborValue = CborScalar | CborValue[] | CborMap | CborSet | ByteStringChunk;
+/** Map keys are byte arrays compared by identity in JS: look them up with `mapGet`. */
+export type CborMap = Map<CborScalar, CborValue>;
+export type CborSet = Set<CborScalar>;
+
+const MAJOR_UINT = 0;
+const MAJOR_NEGINT = 1;
+const MAJOR_BYTES = 2;
+const MAJOR_STRING = 3;
+const MAJOR_ARRAY = 4;
+const MAJOR_MAP = 5;
+const MAJOR_TAG = 6;
+const MAJOR_SPECIAL = 7;
+const TAG_FINITE_SET = 258;
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+/** ASCII/UTF-8 text to the byte string Mercurial would use for it. */
+export function bytes(text: string): Uint8Array {
+  return textEncoder.encode(text);
+}
+
+/** A byte string as text (for names, messages and other ASCII protocol atoms). */
+export function text(value: Uint8Array): string {
+  return textDecoder.decode(value);
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Looks a key up by content (byte-string keys are distinct objects). */
+export function mapGet(map: CborMap, key: string | CborScalar): CborValue | undefined {
+  const wanted = typeof key === "string" ? bytes(key) : key;
+  for (const [k, v] of map) if (scalarEquals(k, wanted)) return v;
+  return undefined;
+}
+
+/** Builds a map with byte-string keys from an object; handy for encoders and tests. */
+export function cborMap(entries: Record<string, CborValue> | [CborScalar | string, CborValue][]): CborMap {
+  const list = Array.isArray(entries) ? entries : Object.entries(entries);
+  return new Map(list.map(([k, v]) => [typeof k === "string" ? bytes(k) : k, v]));
+}
+
+function scalarEquals(a: CborScalar, b: CborScalar): boolean {
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return bytesEqual(a, b);
+  // Mercurial compares ints by value whatever their width.
+  if ((typeof a === "number" || typeof a === "bigint") && (typeof b === "number" || typeof b === "bigint")) {
+    return BigInt(a) === BigInt(b);
+  }
+  return a === b;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------------------------
+
+/** What cborutil.decodeitem calls SPECIAL_*: how an item relates to the structure around it. */
+const enum Special {
+  None,
+  StartIndefiniteBytes,
+  StartArray,
+  StartMap,
+  StartSet,
+  Break,
+}
+
+/** Result of reading one item: complete with its size, or incomplete needing `wanted` more bytes. */
+interface Item {
+  complete: boolean;
+  value: CborScalar;
+  /** Bytes read when complete; bytes still needed when not. */
+  count: number;
+  special: Special;
+}
+
+const INCOMPLETE = (wanted: number): Item => ({ complete: false, value: null, count: wanted, special: Special.None });
+
+/** Reads an item's argument (cborutil.decodeuint); `null` for the indefinite marker. */
+function readArgument(
+  b: Uint8Array,
+  at: number,
+  info: number,
+  allowIndefinite: boolean,
+  offsetBase: number,
+): { complete: boolean; value: number | bigint | null; count: number } {
+  if (info < 24) return { complete: true, value: info, count: 0 };
+  if (info === 31) {
+    if (allowIndefinite) return { complete: true, value: null, count: 0 };
+    throw new CborDecodeError("indefinite length uint not allowed here", offsetBase + at - 1);
+  }
+  if (info >= 28) throw new CborDecodeError(`unsupported subtype on integer type: ${info}`, offsetBase + at - 1);
+  const size = 1 << (info - 24);
+  if (b.length - at < size) return { complete: false, value: null, count: size - (b.length - at) };
+  let value: number | bigint;
+  switch (size) {
+    case 1:
+      value = b[at] as number;
+      break;
+    case 2:
+      value = ((b[at] as number) << 8) | (b[at + 1] as number);
+      break;
+    case 4:
+      value = ((b[at] as number) * 0x1000000 + (((b[at + 1] as number) << 16) | ((b[at + 2] as number) << 8) | (b[at + 3] as number)));
+      break;
+    default: {
+      const view = new DataView(b.buffer, b.byteOffset + at, 8);
+      const big = view.getBigUint64(0);
+      value = big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+    }
+  }
+  return { complete: true, value, count: size };
+}
+
+function asLength(value: number | bigint, what: string, offset: number): number {
+  if (typeof value === "bigint" || value > Number.MAX_SAFE_INTEGER) {
+    throw new CborDecodeError(`${what} of ${value} is too large`, offset);
+  }
+  return value;
+}
+
+/** cborutil.decodeitem: one item at `at` of `b`. `offsetBase` only serves error offsets. */
+function decodeItem(b: Uint8Array, at: number, offsetBase: number): Item {
+  const initial = b[at] as number;
+  const major = initial >> 5;
+  const info = initial & 0x1f;
+  const start = at;
+  at += 1;
+  switch (major) {
+    case MAJOR_UINT:
+    case MAJOR_NEGINT: {
+      const arg = readArgument(b, at, info, false, offsetBase);
+      if (!arg.complete) return INCOMPLETE(arg.count);
+      const v = arg.value as number | bigint;
+      const value = major === MAJOR_UINT ? v : negate(v);
+      return { complete: true, value, count: arg.count + 1, special: Special.None };
+    }
+    case MAJOR_BYTES: {
+      const arg = readArgument(b, at, info, true, offsetBase);
+      if (!arg.complete) return INCOMPLETE(arg.count);
+      if (arg.value === null) return { complete: true, value: null, count: 1, special: Special.StartIndefiniteBytes };
+      const size = asLength(arg.value, "byte string length", offsetBase + start);
+      const begin = at + arg.count;
+      if (b.length - begin < size) return INCOMPLETE(size - (b.length - begin));
+      return { complete: true, value: b.subarray(begin, begin + size), count: 1 + arg.count + size, special: Special.None };
+    }
+    case MAJOR_STRING:
+      throw new CborDecodeError("string major type not supported", offsetBase + start);
+    case MAJOR_ARRAY:
+    case MAJOR_MAP: {
+      const arg = readArgument(b, at, info, false, offsetBase);
+      if (!arg.complete) return INCOMPLETE(arg.count);
+      const size = asLength(arg.value as number | bigint, "collection size", offsetBase + start);
+      return { complete: true, value: size, count: arg.count + 1, special: major === MAJOR_ARRAY ? Special.StartArray : Special.StartMap };
+    }
+    case MAJOR_TAG: {
+      const arg = readArgument(b, at, info, false, offsetBase);
+      if (!arg.complete) return INCOMPLETE(arg.count);
+      if (arg.value !== TAG_FINITE_SET) {
+        throw new CborDecodeError(`semantic tag ${arg.value} not allowed`, offsetBase + start);
+      }
+      const next = at + arg.count;
+      if (next >= b.length) return INCOMPLETE(1);
+      const inner = decodeItem(b, next, offsetBase);
+      if (!inner.complete) return inner;
+      if (inner.special !== Special.StartArray) {
+        throw new CborDecodeError("expected array after finite set semantic tag", offsetBase + next);
+      }
+      return { complete: true, value: inner.value, count: 1 + arg.count + inner.count, special: Special.StartSet };
+    }
+    default: {
+      // MAJOR_SPECIAL
+      if (info === 20) return { complete: true, value: false, count: 1, special: Special.None };
+      if (info === 21) return { complete: true, value: true, count: 1, special: Special.None };
+      if (info === 22) return { complete: true, value: null, count: 1, special: Special.None };
+      if (info === 31) return { complete: true, value: null, count: 1, special: Special.Break };
+      throw new CborDecodeError(`special type ${info} not allowed`, offsetBase + start);
+    }
+  }
+}
+
+function negate(v: number | bigint): number | bigint {
+  if (typeof v === "number") return -v - 1;
+  const n = -v - 1n;
+  return n >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(n) : n;
+}
+
+const enum State {
+  None,
+  WantMapKey,
+  WantMapValue,
+  WantArrayValue,
+  WantSetValue,
+  WantByteStringChunkFirst,
+  WantByteStringChunkSubsequent,
+}
+
+interface OpenCollection {
+  remaining: number;
+  value: CborValue[] | CborMap | CborSet;
+  state: State.WantArrayValue | State.WantMapKey | State.WantSetValue;
+  /** Map keys / set elements by content, so duplicates are found in O(1). */
+  seen?: Map<string, CborScalar>;
+}
+
+export interface DecodeLimits {
+  /** Deepest nesting of arrays/maps/sets accepted. */
+  maxDepth: number;
+  /** Largest element count a single array/map/set may announce. */
+  maxCollectionSize: number;
+  /** Largest byte string (or byte string chunk) accepted. */
+  maxByteStringLength: number;
+}
+
+export const DEFAULT_DECODE_LIMITS: DecodeLimits = {
+  maxDepth: 64,
+  maxCollectionSize: 1 << 24,
+  maxByteStringLength: 1 << 30,
+};
+
+export interface DecodeResult {
+  /** Whether values are waiting in `takeAvailable()`. */
+  available: boolean;
+  /** Bytes of this input consumed into items. */
+  readCount: number;
+  /** Bytes still needed to finish the item in progress (0: none known). */
+  wanted: number;
+}
+
+/**
+ * cborutil.sansiodecoder: decodes a sequence of top-level values item by item. An item that is
+ * not complete in the input is not consumed: the caller passes its bytes again with more data
+ * (BufferingDecoder does that). Collections are emitted once complete.
+ */
+export class SansIoDecoder {
+  /** Total bytes consumed into items so far. */
+  decodedByteCount = 0;
+  private state: State = State.None;
+  private stack: OpenCollection[] = [];
+  private mapKey: CborScalar = null;
+  private values: CborValue[] = [];
+  /** For each value in `values`, `decodedByteCount` right after its last byte. */
+  private ends: number[] = [];
+
+  constructor(private readonly limits: DecodeLimits = DEFAULT_DECODE_LIMITS) {}
+
+  /** Whether a value has been partially decoded. */
+  get inProgress(): boolean {
+    return this.state !== State.None;
+  }
+
+  decode(b: Uint8Array, offset = 0): DecodeResult {
+    const initial = offset;
+    while (offset < b.length) {
+      const item = decodeItem(b, offset, this.decodedByteCount - offset);
+      if (!item.complete) {
+        this.checkWanted(item.count);
+        return { available: this.values.length > 0, readCount: offset - initial, wanted: item.count };
+      }
+      this.checkItemLimits(item, this.decodedByteCount);
+      offset += item.count;
+      this.decodedByteCount += item.count;
+      this.accept(item, this.decodedByteCount - item.count);
+      this.closeFinishedCollections();
+    }
+    return { available: this.values.length > 0, readCount: offset - initial, wanted: 0 };
+  }
+
+  /** Returns the complete values decoded so far and forgets them. */
+  takeAvailable(): CborValue[] {
+    const values = this.values;
+    this.values = [];
+    this.ends = [];
+    return values;
+  }
+
+  /** Like takeAvailable, with each value's end offset in the decoded byte stream. */
+  takeAvailableWithEnds(): { values: CborValue[]; ends: number[] } {
+    const ends = this.ends;
+    return { values: this.takeAvailable(), ends };
+  }
+
+  private emit(value: CborValue): void {
+    this.values.push(value);
+    this.ends.push(this.decodedByteCount);
+  }
+
+  /** Refuses to wait for (and so buffer) an item larger than any limit allows. */
+  private checkWanted(wanted: number): void {
+    if (wanted > this.limits.maxByteStringLength + 9) {
+      throw new CborDecodeError(
+        `an item needs ${wanted} more bytes, over the byte string limit of ${this.limits.maxByteStringLength}`,
+        this.decodedByteCount,
+      );
+    }
+  }
+
+  private checkItemLimits(item: Item, at: number): void {
+    if (item.special === Special.StartArray || item.special === Special.StartMap || item.special === Special.StartSet) {
+      if ((item.value as number) > this.limits.maxCollectionSize) {
+        throw new CborDecodeError(
+          `collection of ${item.value} items exceeds the limit of ${this.limits.maxCollectionSize}`,
+          at,
+        );
+      }
+      if (this.stack.length >= this.limits.maxDepth) {
+        throw new CborDecodeError(`nesting deeper than ${this.limits.maxDepth} levels`, at);
+      }
+    } else if (item.value instanceof Uint8Array && item.value.length > this.limits.maxByteStringLength) {
+      throw new CborDecodeError(
+        `byte string of ${item.value.length} bytes exceeds the limit of ${this.limits.maxByteStringLength}`,
+        at,
+      );
+    }
+  }
+
+  private accept(item: Item, at: number): void {
+    switch (this.state) {
+      case State.None:
+        return this.acceptTopLevel(item, at);
+      case State.WantArrayValue:
+        return this.acceptArrayValue(item, at);
+      case State.WantMapKey:
+        return this.acceptMapKey(item, at);
+      case State.WantMapValue:
+        return this.acceptMapValue(item, at);
+      case State.WantSetValue:
+        return this.acceptSetValue(item, at);
+      case State.WantByteStringChunkFirst:
+      case State.WantByteStringChunkSubsequent:
+        return this.acceptByteStringChunk(item, at);
+    }
+  }
+
+  private acceptTopLevel(item: Item, at: number): void {
+    switch (item.special) {
+      case Special.None:
+        return this.emit(copyIfView(item.value));
+      case Special.StartIndefiniteBytes:
+        this.state = State.WantByteStringChunkFirst;
+        return;
+      case Special.Break:
+        throw new CborDecodeError("unhandled special state: 5", at);
+      default:
+        return this.open(item);
+    }
+  }
+
+  private open(item: Item): void {
+    const remaining = item.value as number;
+    if (item.special === Special.StartArray) {
+      this.stack.push({ remaining, value: [], state: State.WantArrayValue });
+      this.state = State.WantArrayValue;
+    } else if (item.special === Special.StartMap) {
+      this.stack.push({ remaining, value: new Map(), state: State.WantMapKey, seen: new Map() });
+      this.state = State.WantMapKey;
+    } else {
+      this.stack.push({ remaining, value: new Set(), state: State.WantSetValue, seen: new Map() });
+      this.state = State.WantSetValue;
+    }
+  }
+
+  /** Adds a nested collection to its parent and makes it the current one. */
+  private openNested(item: Item, attach: (value: CborValue) => void): void {
+    this.open(item);
+    attach((this.stack[this.stack.length - 1] as OpenCollection).value);
+  }
+
+  private top(): OpenCollection {
+    return this.stack[this.stack.length - 1] as OpenCollection;
+  }
+
+  private acceptArrayValue(item: Item, at: number): void {
+    const parent = this.top();
+    const list = parent.value as CborValue[];
+    parent.remaining -= 1;
+    switch (item.special) {
+      case Special.None:
+        list.push(copyIfView(item.value));
+        return;
+      case Special.StartArray:
+      case Special.StartMap:
+      case Special.StartSet:
+        return this.openNested(item, (v) => list.push(v));
+      case Special.StartIndefiniteBytes:
+        throw new CborDecodeError("indefinite length bytestrings not allowed as array values", at);
+      default:
+        throw new CborDecodeError(`unhandled special item when expecting array value: ${item.special}`, at);
+    }
+  }
+
+  private acceptMapKey(item: Item, at: number): void {
+    switch (item.special) {
+      case Special.None:
+        this.mapKey = copyIfView(item.value);
+        this.state = State.WantMapValue;
+        return;
+      case Special.StartIndefiniteBytes:
+        throw new CborDecodeError("indefinite length bytestrings not allowed as map keys", at);
+      case Special.StartArray:
+      case Special.StartMap:
+      case Special.StartSet:
+        throw new CborDecodeError("collections not supported as map keys", at);
+      default:
+        throw new CborDecodeError(`unhandled special item when expecting map key: ${item.special}`, at);
+    }
+  }
+
+  private acceptMapValue(item: Item, at: number): void {
+    const parent = this.top();
+    const key = this.mapKey;
+    parent.remaining -= 1;
+    this.state = State.WantMapKey;
+    switch (item.special) {
+      case Special.None:
+        setByContent(parent, key, copyIfView(item.value));
+        return;
+      case Special.StartArray:
+      case Special.StartMap:
+      case Special.StartSet:
+        return this.openNested(item, (v) => setByContent(parent, key, v));
+      case Special.StartIndefiniteBytes:
+        throw new CborDecodeError("indefinite length bytestrings not allowed as map values", at);
+      default:
+        throw new CborDecodeError(`unhandled special item when expecting map value: ${item.special}`, at);
+    }
+  }
+
+  private acceptSetValue(item: Item, at: number): void {
+    const parent = this.top();
+    parent.remaining -= 1;
+    switch (item.special) {
+      case Special.None:
+        addByContent(parent, copyIfView(item.value));
+        return;
+      case Special.StartIndefiniteBytes:
+        throw new CborDecodeError("indefinite length bytestrings not allowed as set values", at);
+      case Special.StartArray:
+      case Special.StartMap:
+      case Special.StartSet:
+        throw new CborDecodeError("collections not allowed as set values", at);
+      default:
+        throw new CborDecodeError(`unhandled special item when expecting set value: ${item.special}`, at);
+    }
+  }
+
+  private acceptByteStringChunk(item: Item, at: number): void {
+    const first = this.state === State.WantByteStringChunkFirst;
+    if (item.special === Special.None && item.value instanceof Uint8Array) {
+      this.emit(new ByteStringChunk(item.value.slice(), first, false));
+      this.state = State.WantByteStringChunkSubsequent;
+    } else if (item.special === Special.Break) {
+      this.emit(new ByteStringChunk(new Uint8Array(0), first, true));
+      this.state = State.None;
+    } else {
+      throw new CborDecodeError(`unexpected special value when expecting bytestring chunk: ${item.special}`, at);
+    }
+  }
+
+  /** Emits every collection at the top of the stack whose last element just arrived. */
+  private closeFinishedCollections(): void {
+    while (
+      (this.state === State.WantArrayValue || this.state === State.WantMapKey || this.state === State.WantSetValue) &&
+      this.top().remaining === 0
+    ) {
+      const done = this.stack.pop() as OpenCollection;
+      if (this.stack.length > 0) {
+        this.state = this.top().state;
+      } else {
+        this.emit(done.value);
+        this.state = State.None;
+      }
+    }
+  }
+}
+
+/**
+ * Byte strings are returned as views of the input to avoid copying large revision data; copy
+ * them (once) so that values never alias a caller's buffer that may be reused.
+ */
+function copyIfView(value: CborScalar): CborScalar {
+  return value instanceof Uint8Array ? value.slice() : value;
+}
+
+/** Duplicate keys overwrite, as in a Python dict; keys compare by content. */
+function setByContent(map: OpenCollection, key: CborScalar, value: CborValue): void {
+  const id = scalarId(key);
+  const existing = map.seen?.get(id);
+  if (existing === undefined) map.seen?.set(id, key);
+  (map.value as CborMap).set(existing === undefined ? key : existing, value);
+}
+
+function addByContent(set: OpenCollection, value: CborScalar): void {
+  const id = scalarId(value);
+  if (set.seen?.has(id)) return;
+  set.seen?.set(id, value);
+  (set.value as CborSet).add(value);
+}
+
+/** A string that identifies a scalar by content (ints by value, whatever their JS type). */
+function scalarId(value: CborScalar): string {
+  if (value instanceof Uint8Array) {
+    let s = "b";
+    for (let i = 0; i < value.length; i++) s += String.fromCharCode(value[i] as number);
+    return s;
+  }
+  if (typeof value === "number" || typeof value === "bigint") return `i${value}`;
+  return `s${value}`;
+}
+
+/**
+ * cborutil.bufferingdecoder: keeps input that did not complete an item and concatenates it with
+ * later input once enough has arrived (as announced by `wanted`), so a large byte string split
+ * over many frames is copied once, not once per frame.
+ */
+export class BufferingDecoder {
+  private readonly decoder: SansIoDecoder;
+  private chunks: Uint8Array[] = [];
+  private chunksLength = 0;
+  private wanted = 0;
+
+  constructor(limits?: DecodeLimits) {
+    this.decoder = new SansIoDecoder(limits);
+  }
+
+  /** Bytes held back, waiting for the rest of an item. */
+  get buffered(): number {
+    return this.chunksLength;
+  }
+
+  /** Whether input ended cleanly so far (no partial item or collection pending). */
+  get atValueBoundary(): boolean {
+    return this.chunksLength === 0 && !this.decoder.inProgress;
+  }
+
+  /** Total bytes consumed into items. */
+  get decodedByteCount(): number {
+    return this.decoder.decodedByteCount;
+  }
+
+  decode(input: Uint8Array): DecodeResult {
+    let data = input;
+    let oldLength = 0;
+    if (this.chunksLength > 0) {
+      if (input.length < this.wanted) {
+        this.chunks.push(input);
+        this.chunksLength += input.length;
+        this.wanted -= input.length;
+        return { available: false, readCount: 0, wanted: this.wanted };
+      }
+      this.chunks.push(input);
+      data = concatBytes(this.chunks);
+      oldLength = this.chunksLength;
+      this.chunks = [];
+      this.chunksLength = 0;
+    }
+    const result = this.decoder.decode(data);
+    this.wanted = result.wanted;
+    if (result.readCount < data.length) {
+      // Keep our own copy: the caller may reuse its buffer.
+      const rest = data.slice(result.readCount);
+      this.chunks.push(rest);
+      this.chunksLength = rest.length;
+    }
+    return { ...result, readCount: result.readCount - oldLength };
+  }
+
+  takeAvailable(): CborValue[] {
+    return this.decoder.takeAvailable();
+  }
+
+  takeAvailableWithEnds(): { values: CborValue[]; ends: number[] } {
+    return this.decoder.takeAvailableWithEnds();
+  }
+}
+
+/**
+ * cborutil.decodeall: the input must be a whole number of complete values.
+ */
+export function decodeAll(input: Uint8Array, limits?: DecodeLimits): CborValue[] {
+  if (input.length === 0) return [];
+  const decoder = new SansIoDecoder(limits);
+  const result = decoder.decode(input);
+  if (result.readCount !== input.length) {
+    throw new CborDecodeError("input data not fully consumed", result.readCount);
+  }
+  if (decoder.inProgress) throw new CborDecodeError("input data not complete", input.length);
+  return decoder.takeAvailable();
+}
+
+/** Decodes exactly one value. */
+export function decodeOne(input: Uint8Array, limits?: DecodeLimits): CborValue {
+  const values = decodeAll(input, limits);
+  if (values.length !== 1) throw new CborDecodeError(`expected exactly one CBOR value, found ${values.length}`);
+  return values[0] as CborValue;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * cbor-x encodes Maps as maps, Sets as tag 258, Uint8Arrays as byte strings and integers in their
+ * shortest form; Mercurial's determinism (sorted keys, sorted set elements) and its type subset
+ * are enforced by `canonicalize` before cbor-x sees a value.
+ */
+const encoder = new Encoder({
+  mapsAsObjects: false,
+  useRecords: false,
+  variableMapSize: true,
+  tagUint8Array: false,
+  pack: false,
+  structuredClone: false,
+} as ConstructorParameters<typeof Encoder>[0]);
+
+/** Encodes a value as Mercurial's cborutil.streamencode would. */
+export function encode(value: CborValue): Uint8Array {
+  const out = encoder.encode(canonicalize(value, 0)) as Uint8Array;
+  // cbor-x reuses its output buffer between calls: hand out our own copy.
+  return new Uint8Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
+}
+
+/** Encodes a sequence of top-level values back to back. */
+export function encodeSequence(values: readonly CborValue[]): Uint8Array {
+  return concatBytes(values.map(encode));
+}
+
+/**
+ * An indefinite-length byte string (cborutil.streamencodebytestringfromiter): `5f`, one definite
+ * byte string per chunk, `ff`.
+ */
+export function encodeIndefiniteByteString(chunks: readonly Uint8Array[]): Uint8Array {
+  return concatBytes([new Uint8Array([0x5f]), ...chunks.map((c) => encode(c)), new Uint8Array([0xff])]);
+}
+
+const MAX_UINT64 = (1n << 64n) - 1n;
+
+function canonicalize(value: CborValue, depth: number): unknown {
+  if (depth > 256) throw new CborEncodeError("value nests deeper than 256 levels");
+  if (value === null || typeof value === "boolean" || value instanceof Uint8Array) return value;
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value)) {
+      throw new CborEncodeError(`cannot encode ${value}: Mercurial's CBOR has integers only`);
+    }
+    return value;
+  }
+  if (typeof value === "bigint") {
+    if (value > MAX_UINT64 || value < -MAX_UINT64 - 1n) throw new CborEncodeError(`integer ${value} does not fit 64 bits`);
+    // cbor-x writes bigints within 64 bits as major type 0/1 in their shortest form.
+    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
+  }
+  if (Array.isArray(value)) return value.map((v) => canonicalize(v, depth + 1));
+  if (value instanceof Map) {
+    const entries = [...value.entries()].map(([k, v]) => [canonicalizeScalar(k), canonicalize(v, depth + 1)] as const);
+    entries.sort((a, b) => compareMercurial(a[0], b[0]));
+    return new Map(entries);
+  }
+  if (value instanceof Set) {
+    const elements = [...value].map(canonicalizeScalar);
+    elements.sort(compareMercurial);
+    return new Set(elements);
+  }
+  if (value instanceof ByteStringChunk) {
+    throw new CborEncodeError("a ByteStringChunk is a streaming artefact: use encodeIndefiniteByteString");
+  }
+  const kind = typeof value === "string" ? "text string" : typeof value;
+  throw new CborEncodeError(`do not know how to encode a ${kind}: Mercurial's CBOR has byte strings only`);
+}
+
+function canonicalizeScalar(value: unknown): CborScalar {
+  if (value instanceof Map || value instanceof Set || Array.isArray(value)) {
+    throw new CborEncodeError("collections cannot be map keys or set elements in Mercurial's CBOR");
+  }
+  return canonicalize(value as CborValue, 0) as CborScalar;
+}
+
+/**
+ * Mercurial sorts with key (type(v).__name__, v): values group by Python type name
+ * (bool < bytes < int < NoneType), then compare by Python ordering.
+ */
+function compareMercurial(a: unknown, b: unknown): number {
+  const ta = pythonTypeName(a);
+  const tb = pythonTypeName(b);
+  if (ta !== tb) return ta < tb ? -1 : 1;
+  if (a instanceof Uint8Array && b instanceof Uint8Array) return compareBytes(a, b);
+  if (ta === "int" || ta === "bool") {
+    const x = toBigInt(a as number | bigint | boolean);
+    const y = toBigInt(b as number | bigint | boolean);
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+  return 0;
+}
+
+function toBigInt(v: number | bigint | boolean): bigint {
+  return typeof v === "boolean" ? (v ? 1n : 0n) : BigInt(v);
+}
+
+function pythonTypeName(v: unknown): string {
+  if (v instanceof Uint8Array) return "bytes";
+  if (typeof v === "boolean") return "bool";
+  if (typeof v === "number" || typeof v === "bigint") return "int";
+  return "NoneType";
+}
+
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}

@@ -1,0 +1,519 @@
+/**
+ * Command responses: reading them (as Mercurial's clientreactor does) and emitting them (as its
+ * serverreactor/outputstream do), sans I/O.
+ *
+ * The decoded command-response payloads of one request id are a sequence of CBOR values whose
+ * first is the status map (wireprotocolrpc.txt "Command Response"):
+ *   {status: ok}                         the command's objects follow
+ *   {status: error, error: {message, args?}}
+ *   {status: redirect, location: {url, mediatype, size?, fullhashes?, ...}}  nothing follows
+ * A server failure is an error-response frame {type, message: [{msg, args?}]} instead.
+ */
+import {
+  BufferingDecoder,
+  bytes,
+  cborMap,
+  encode,
+  mapGet,
+  text,
+  type CborMap,
+  type CborValue,
+  type DecodeLimits,
+} from "./cbor.ts";
+import { SequenceError } from "./errors.ts";
+import {
+  DEFAULT_MAX_FRAME_SIZE,
+  FLAGS,
+  FRAME_TYPES,
+  FrameParser,
+  STREAM_FLAGS,
+  chunkPayload,
+  concatBytes,
+  encodeFrame,
+  frameTypeName,
+  type Frame,
+} from "./frames.ts";
+import {
+  createStreamDecoder,
+  createStreamEncoder,
+  encodingNameBytes,
+  type EncodingName,
+  type StreamDecoder,
+  type StreamEncoder,
+} from "./streams.ts";
+
+export type ResponseStatus = "ok" | "error" | "redirect";
+
+export type ResponseEvent =
+  /** The status map of a request arrived. */
+  | { type: "status"; requestId: number; status: ResponseStatus; map: CborMap }
+  /** Values that follow the status map (the command's objects). */
+  | { type: "objects"; requestId: number; values: CborValue[] }
+  /**
+   * The decoded bytes that follow the status map, exactly as the server encoded them: what a
+   * content-redirect target serves and what a cache stores. Emitted only with `emitBody`.
+   */
+  | { type: "body"; requestId: number; bytes: Uint8Array }
+  /** The request's eos frame arrived; `clean` says the CBOR stream ended on a value boundary. */
+  | { type: "end"; requestId: number; clean: boolean }
+  /** An error-response frame (server failure); terminal for that request. */
+  | { type: "error-response"; requestId: number; errorType: string; message: string; map: CborMap }
+  /** The stream-settings of a stream took effect. */
+  | { type: "stream-settings"; streamId: number; encoding: string };
+
+export interface ResponseReaderOptions {
+  /** Emit `body` events with the raw bytes after the status map. */
+  emitBody?: boolean;
+  /** Emit `objects` events (decode the values after the status map). Default true. */
+  decodeObjects?: boolean;
+  limits?: DecodeLimits;
+}
+
+interface RequestState {
+  decoder: BufferingDecoder;
+  status?: ResponseStatus;
+  /** Offset in the decoded stream where the status map ends (once known). */
+  statusEnd?: number;
+  /** Decoded bytes of this request so far. */
+  decodedBytes: number;
+}
+
+/**
+ * Reads a framed response body (the client side: clientreactor + wireprotov2peer's response
+ * handling). Feed it raw bytes as they arrive; it returns events in order.
+ */
+export class ResponseReader {
+  private readonly parser = new FrameParser();
+  private readonly streams = new Map<number, StreamDecoder | null>();
+  private readonly settings = new Map<number, BufferingDecoder>();
+  private readonly requests = new Map<number, RequestState>();
+  private readonly finished = new Set<number>();
+  private readonly options: Required<Omit<ResponseReaderOptions, "limits">> & { limits?: DecodeLimits };
+
+  constructor(options: ResponseReaderOptions = {}) {
+    this.options = { emitBody: false, decodeObjects: true, ...options };
+  }
+
+  /** Request ids whose eos frame (or error-response frame) arrived. */
+  get completedRequests(): ReadonlySet<number> {
+    return this.finished;
+  }
+
+  push(chunk: Uint8Array): ResponseEvent[] {
+    const events: ResponseEvent[] = [];
+    for (const frame of this.parser.push(chunk)) this.onFrame(frame, events);
+    return events;
+  }
+
+  /** End of input: throws if it ended inside a frame or a request did not finish. */
+  finish(): void {
+    this.parser.finish();
+    for (const [id] of this.requests) {
+      if (!this.finished.has(id)) {
+        throw new SequenceError(`response for request ${id} ended without an eos frame`, this.parser.offset);
+      }
+    }
+  }
+
+  /** Handles one parsed frame (also usable directly by callers that parse frames themselves). */
+  onFrame(frame: Frame, events: ResponseEvent[] = []): ResponseEvent[] {
+    const decoder = this.streamFor(frame);
+    let payload = frame.payload;
+    if (frame.streamFlags & STREAM_FLAGS.encoded) {
+      if (!decoder) {
+        throw new SequenceError(
+          `encoded frame on stream ${frame.streamId} before its stream-settings`,
+          frame.offset,
+        );
+      }
+      payload = decoder.decode(payload);
+    }
+    switch (frame.typeId) {
+      case FRAME_TYPES["stream-settings"]:
+        this.onStreamSettings(frame, payload, events);
+        break;
+      case FRAME_TYPES["command-response"]:
+        this.onCommandResponse(frame, payload, events);
+        break;
+      case FRAME_TYPES["error-response"]:
+        this.onErrorResponse(frame, payload, events);
+        break;
+      default:
+        // clientreactor raises ProgrammingError('unhandled frame type') for anything else.
+        throw new SequenceError(`unhandled frame type in a response: ${frameTypeName(frame.typeId)}`, frame.offset);
+    }
+    if (frame.streamFlags & STREAM_FLAGS["stream-end"]) this.streams.delete(frame.streamId);
+    return events;
+  }
+
+  private streamFor(frame: Frame): StreamDecoder | null {
+    if (frame.streamId % 2 === 1) {
+      throw new SequenceError(`received frame with odd numbered stream ID: ${frame.streamId}`, frame.offset);
+    }
+    if (!this.streams.has(frame.streamId)) {
+      if (!(frame.streamFlags & STREAM_FLAGS["stream-begin"])) {
+        throw new SequenceError(
+          `received frame on unknown stream without beginning of stream flag set`,
+          frame.offset,
+        );
+      }
+      this.streams.set(frame.streamId, null);
+    } else if (frame.streamFlags & STREAM_FLAGS["stream-begin"]) {
+      throw new SequenceError(`received beginning of stream flag on already open stream ${frame.streamId}`, frame.offset);
+    }
+    return this.streams.get(frame.streamId) ?? null;
+  }
+
+  private onStreamSettings(frame: Frame, payload: Uint8Array, events: ResponseEvent[]): void {
+    let decoder = this.settings.get(frame.streamId);
+    if (!decoder) {
+      decoder = new BufferingDecoder(this.options.limits);
+      this.settings.set(frame.streamId, decoder);
+    }
+    decoder.decode(payload);
+    if (frame.flags & FLAGS.SETTINGS_EOS) {
+      this.settings.delete(frame.streamId);
+      const values = decoder.takeAvailable();
+      const [name, ...rest] = values;
+      if (!(name instanceof Uint8Array) || !decoder.atValueBoundary) {
+        throw new SequenceError("stream-settings frame must hold an encoding name", frame.offset);
+      }
+      const encoding = text(name);
+      this.streams.set(frame.streamId, createStreamDecoder(encoding, rest));
+      events.push({ type: "stream-settings", streamId: frame.streamId, encoding });
+    } else if (!(frame.flags & FLAGS.SETTINGS_CONTINUATION)) {
+      throw new SequenceError("stream-settings frame must have continuation or end of stream flag set", frame.offset);
+    }
+  }
+
+  private requestState(frame: Frame): RequestState {
+    if (this.finished.has(frame.requestId)) {
+      throw new SequenceError(`received frame for inactive request ID: ${frame.requestId}`, frame.offset);
+    }
+    let state = this.requests.get(frame.requestId);
+    if (!state) {
+      state = { decoder: new BufferingDecoder(this.options.limits), decodedBytes: 0 };
+      this.requests.set(frame.requestId, state);
+    }
+    return state;
+  }
+
+  private onCommandResponse(frame: Frame, payload: Uint8Array, events: ResponseEvent[]): void {
+    const state = this.requestState(frame);
+    const eos = (frame.flags & FLAGS.COMMAND_RESPONSE_EOS) !== 0;
+    const continuation = (frame.flags & FLAGS.COMMAND_RESPONSE_CONTINUATION) !== 0;
+    if (eos === continuation) {
+      throw new SequenceError("command-response frame needs exactly one of continuation and eos", frame.offset);
+    }
+    this.decodeResponseBytes(frame, state, payload, events);
+    if (eos) {
+      this.finished.add(frame.requestId);
+      events.push({ type: "end", requestId: frame.requestId, clean: state.decoder.atValueBoundary });
+    }
+  }
+
+  private decodeResponseBytes(frame: Frame, state: RequestState, payload: Uint8Array, events: ResponseEvent[]): void {
+    const before = state.decodedBytes;
+    state.decodedBytes += payload.length;
+    const needValues = state.status === undefined || this.options.decodeObjects;
+    if (needValues) {
+      state.decoder.decode(payload);
+      const { values, ends } = state.decoder.takeAvailableWithEnds();
+      let first = 0;
+      if (state.status === undefined && values.length > 0) {
+        this.onStatus(frame, state, values[0] as CborValue, ends[0] as number, events);
+        first = 1;
+      }
+      if (first < values.length) {
+        if (state.status !== "ok") {
+          throw new SequenceError(`received data after a ${state.status} status for request ${frame.requestId}`, frame.offset);
+        }
+        events.push({ type: "objects", requestId: frame.requestId, values: values.slice(first) });
+      }
+    }
+    if (this.options.emitBody && state.statusEnd !== undefined && state.status === "ok") {
+      const start = Math.max(0, state.statusEnd - before);
+      if (start < payload.length) events.push({ type: "body", requestId: frame.requestId, bytes: payload.subarray(start) });
+    }
+  }
+
+  private onStatus(frame: Frame, state: RequestState, value: CborValue, end: number, events: ResponseEvent[]): void {
+    const status = value instanceof Map ? mapGet(value, "status") : undefined;
+    const name = status instanceof Uint8Array ? text(status) : undefined;
+    if (name !== "ok" && name !== "error" && name !== "redirect") {
+      throw new SequenceError(`first value of response ${frame.requestId} is not a status map`, frame.offset);
+    }
+    state.status = name;
+    state.statusEnd = end;
+    events.push({ type: "status", requestId: frame.requestId, status: name, map: value as CborMap });
+  }
+
+  private onErrorResponse(frame: Frame, payload: Uint8Array, events: ResponseEvent[]): void {
+    this.requestState(frame);
+    const decoder = new BufferingDecoder(this.options.limits);
+    decoder.decode(payload);
+    const [map] = decoder.takeAvailable();
+    if (!(map instanceof Map) || !decoder.atValueBoundary) {
+      throw new SequenceError("error-response frame must hold one CBOR map", frame.offset);
+    }
+    this.finished.add(frame.requestId);
+    events.push({
+      type: "error-response",
+      requestId: frame.requestId,
+      errorType: bytesField(map, "type") ?? "",
+      message: formatErrorAtoms(mapGet(map, "message")),
+      map,
+    });
+  }
+}
+
+function bytesField(map: CborMap, key: string): string | undefined {
+  const value = mapGet(map, key);
+  return value instanceof Uint8Array ? text(value) : undefined;
+}
+
+/** Renders the [{msg, args?}] atoms of an error-response frame as text. */
+export function formatErrorAtoms(atoms: CborValue | undefined): string {
+  if (!Array.isArray(atoms)) return "";
+  return atoms
+    .map((atom) => (atom instanceof Map ? formatMessage(mapGet(atom, "msg"), mapGet(atom, "args")) : ""))
+    .join("");
+}
+
+/** Mercurial formats `message % args` with %s placeholders. */
+export function formatMessage(message: CborValue | undefined, args: CborValue | undefined): string {
+  let out = message instanceof Uint8Array ? text(message) : "";
+  if (Array.isArray(args)) {
+    for (const arg of args) {
+      out = out.replace("%s", arg instanceof Uint8Array ? text(arg) : String(arg));
+    }
+  }
+  return out;
+}
+
+/** The message of a `{status: error, error: {message, args}}` status map. */
+export function commandErrorMessage(statusMap: CborMap): string {
+  const error = mapGet(statusMap, "error");
+  if (!(error instanceof Map)) return "";
+  return formatMessage(mapGet(error, "message"), mapGet(error, "args"));
+}
+
+export interface CollectedResponse {
+  status?: ResponseStatus;
+  statusMap?: CborMap;
+  objects: CborValue[];
+  errorResponse?: { errorType: string; message: string };
+  ended: boolean;
+}
+
+/** Reads a whole framed body into per-request results (tests, the CLI, small responses). */
+export function collectResponses(body: Uint8Array, options: ResponseReaderOptions = {}): Map<number, CollectedResponse> {
+  const reader = new ResponseReader(options);
+  const results = new Map<number, CollectedResponse>();
+  const get = (id: number) => {
+    let r = results.get(id);
+    if (!r) results.set(id, (r = { objects: [], ended: false }));
+    return r;
+  };
+  for (const event of reader.push(body)) {
+    if (event.type === "status") Object.assign(get(event.requestId), { status: event.status, statusMap: event.map });
+    else if (event.type === "objects") get(event.requestId).objects.push(...event.values);
+    else if (event.type === "end") get(event.requestId).ended = true;
+    else if (event.type === "error-response") {
+      Object.assign(get(event.requestId), { errorResponse: { errorType: event.errorType, message: event.message }, ended: true });
+    }
+  }
+  reader.finish();
+  return results;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emitting responses (what hgedge sends to clients)
+// ---------------------------------------------------------------------------------------------
+
+/** The server's stream: Mercurial uses stream 2 for every response in one HTTP body. */
+export const SERVER_STREAM_ID = 2;
+
+export interface RedirectLocation {
+  url: string;
+  mediatype: string;
+  size?: number;
+  /** [[hash name, digest], ...]; 5.x clients only warn about it. */
+  fullhashes?: [string, Uint8Array][];
+  fullhashseed?: Uint8Array;
+  serverdercerts?: Uint8Array[];
+  servercadercerts?: Uint8Array[];
+}
+
+/** The `{status: redirect, location: {...}}` map (createalternatelocationresponseframe). */
+export function redirectStatusMap(location: RedirectLocation): CborMap {
+  const entries: [string, CborValue][] = [
+    ["url", bytes(location.url)],
+    ["mediatype", bytes(location.mediatype)],
+  ];
+  if (location.size !== undefined) entries.push(["size", location.size]);
+  if (location.fullhashes) entries.push(["fullhashes", location.fullhashes.map(([name, digest]) => [bytes(name), digest])]);
+  if (location.fullhashseed) entries.push(["fullhashseed", location.fullhashseed]);
+  if (location.serverdercerts) entries.push(["serverdercerts", location.serverdercerts]);
+  if (location.servercadercerts) entries.push(["servercadercerts", location.servercadercerts]);
+  return cborMap({ status: bytes("redirect"), location: cborMap(entries) });
+}
+
+/**
+ * The whole body of a content-redirect answer: ONE unencoded command-response frame carrying
+ * eos. Mercurial's own server splits it (redirect map, then a separate eos frame), which makes
+ * 5.x clients stop reading the redirected body early (protocol.md §6.5): never do that.
+ */
+export function encodeRedirectResponse(requestId: number, location: RedirectLocation): Uint8Array {
+  return encodeFrame({
+    requestId,
+    streamId: SERVER_STREAM_ID,
+    streamFlags: STREAM_FLAGS["stream-begin"],
+    typeId: FRAME_TYPES["command-response"],
+    flags: FLAGS.COMMAND_RESPONSE_EOS,
+    payload: encode(redirectStatusMap(location)),
+  });
+}
+
+/**
+ * A command error before any output (createcommanderrorresponse): one unencoded eos frame
+ * `{status: error, error: {message, args?}}`, no stream-settings frame.
+ */
+export function encodeCommandError(requestId: number, message: string, args?: string[], streamBegin = true): Uint8Array {
+  const error = cborMap({ message: bytes(message) });
+  if (args) error.set(bytes("args"), args.map(bytes));
+  return encodeFrame({
+    requestId,
+    streamId: SERVER_STREAM_ID,
+    streamFlags: streamBegin ? STREAM_FLAGS["stream-begin"] : 0,
+    typeId: FRAME_TYPES["command-response"],
+    flags: FLAGS.COMMAND_RESPONSE_EOS,
+    payload: encode(cborMap({ status: bytes("error"), error })),
+  });
+}
+
+export type ErrorResponseType = "server" | "protocol" | "command";
+
+/** An error-response frame (createerrorframe): `{type, message: [{msg}]}`, unencoded. */
+export function encodeErrorResponseFrame(
+  requestId: number,
+  errorType: ErrorResponseType,
+  message: string,
+  streamBegin = true,
+): Uint8Array {
+  const payload = encode(cborMap({ type: bytes(errorType), message: [cborMap({ msg: bytes(message) })] }));
+  return encodeFrame({
+    requestId,
+    streamId: SERVER_STREAM_ID,
+    streamFlags: streamBegin ? STREAM_FLAGS["stream-begin"] : 0,
+    typeId: FRAME_TYPES["error-response"],
+    flags: 0,
+    payload,
+  });
+}
+
+export const OK_STATUS = (): CborMap => cborMap({ status: bytes("ok") });
+
+/**
+ * Emits one successful command response as frames on the server stream, in bounded memory:
+ * `begin()` once, `write()` the bytes of the encoded output objects as they come (they need not
+ * align with CBOR values), `end()` once. With an encoding other than identity, a stream-settings
+ * frame comes first and data frames carry the `encoded` flag; the compressor is flushed at the end
+ * so that the client can decode everything, and the flush output goes in the eos frame.
+ *
+ * Frames never exceed DEFAULT_MAX_FRAME_SIZE; output is coalesced into full frames.
+ */
+export class ResponseEmitter {
+  private readonly encoder: StreamEncoder;
+  private pending: Uint8Array[] = [];
+  private pendingLength = 0;
+  private streamBegun = false;
+  private state: "new" | "open" | "done" = "new";
+
+  constructor(
+    private readonly requestId: number,
+    private readonly encoding: EncodingName = "identity",
+    private readonly streamId = SERVER_STREAM_ID,
+  ) {
+    this.encoder = createStreamEncoder(encoding);
+  }
+
+  /** Stream settings (unless identity) and the `{status: ok}` map. */
+  begin(): Uint8Array[] {
+    if (this.state !== "new") throw new SequenceError("ResponseEmitter.begin called twice");
+    this.state = "open";
+    const frames: Uint8Array[] = [];
+    if (this.encoding !== "identity") {
+      frames.push(
+        this.frame(FRAME_TYPES["stream-settings"], FLAGS.SETTINGS_EOS, encode(encodingNameBytes(this.encoding)), false),
+      );
+    }
+    return frames.concat(this.write(encode(OK_STATUS())));
+  }
+
+  /** Adds output bytes; returns the frames that became full. */
+  write(data: Uint8Array): Uint8Array[] {
+    if (this.state !== "open") throw new SequenceError("ResponseEmitter.write outside begin()/end()");
+    this.queue(this.encoder.encode(data));
+    return this.drain(false);
+  }
+
+  /** Flushes the encoder and emits the last frame(s), the final one flagged eos. */
+  end(): Uint8Array[] {
+    if (this.state !== "open") throw new SequenceError("ResponseEmitter.end outside begin()/end()");
+    this.state = "done";
+    this.queue(this.encoder.flush());
+    return this.drain(true);
+  }
+
+  private queue(data: Uint8Array): void {
+    if (data.length === 0) return;
+    this.pending.push(data);
+    this.pendingLength += data.length;
+  }
+
+  private drain(final: boolean): Uint8Array[] {
+    const frames: Uint8Array[] = [];
+    while (this.pendingLength > DEFAULT_MAX_FRAME_SIZE || (!final && this.pendingLength === DEFAULT_MAX_FRAME_SIZE)) {
+      frames.push(this.dataFrame(this.takePending(DEFAULT_MAX_FRAME_SIZE), FLAGS.COMMAND_RESPONSE_CONTINUATION));
+    }
+    if (final) {
+      const rest = this.takePending(this.pendingLength);
+      frames.push(this.dataFrame(rest, FLAGS.COMMAND_RESPONSE_EOS));
+    }
+    return frames;
+  }
+
+  private takePending(size: number): Uint8Array {
+    const all = this.pending.length === 1 ? (this.pending[0] as Uint8Array) : concatBytes(this.pending);
+    const piece = all.subarray(0, size);
+    const rest = all.subarray(size);
+    this.pending = rest.length ? [rest] : [];
+    this.pendingLength = rest.length;
+    return piece;
+  }
+
+  private dataFrame(payload: Uint8Array, flags: number): Uint8Array {
+    // An empty payload is sent unencoded, as Mercurial does for its empty eos frame.
+    return this.frame(FRAME_TYPES["command-response"], flags, payload, payload.length > 0 && this.encoding !== "identity");
+  }
+
+  private frame(typeId: number, flags: number, payload: Uint8Array, encoded: boolean): Uint8Array {
+    let streamFlags = encoded ? STREAM_FLAGS.encoded : 0;
+    if (!this.streamBegun) {
+      streamFlags |= STREAM_FLAGS["stream-begin"];
+      this.streamBegun = true;
+    }
+    return encodeFrame({ requestId: this.requestId, streamId: this.streamId, streamFlags, typeId, flags, payload });
+  }
+}
+
+/** Emits a whole successful response from already encoded output bytes (small bodies, tests). */
+export function encodeOkResponse(requestId: number, body: Uint8Array, encoding: EncodingName = "identity"): Uint8Array {
+  const emitter = new ResponseEmitter(requestId, encoding);
+  const frames = [...emitter.begin()];
+  for (const piece of chunkPayload(body)) frames.push(...emitter.write(piece));
+  frames.push(...emitter.end());
+  return concatBytes(frames);
+}
+

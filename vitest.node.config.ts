@@ -1,0 +1,18 @@
+/**
+ * Suites that need the host: real Mercurial processes (hg serve, hg clone), the differential test
+ * against Mercurial's own Python codec, and the CLIs. They run in Node, not workerd, because code
+ * inside workerd cannot spawn processes.
+ */
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/node/**/*.test.ts"],
+    environment: "node",
+    testTimeout: 180_000,
+    hookTimeout: 120_000,
+    // Real hg processes are CPU-heavy; two cores on CI.
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});

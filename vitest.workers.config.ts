@@ -1,0 +1,40 @@
+/**
+ * Unit and integration suites, run inside workerd (@cloudflare/vitest-pool-workers) so that they
+ * exercise the real runtime. Fixtures are read in place from ../shared/fixtures through a service
+ * binding served by this Node process (workerd has no access to the host file system).
+ */
+import { readFile, readdir, stat } from "node:fs/promises";
+import { resolve, sep } from "node:path";
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+import { assertFixturesPresent, fixturesDir } from "./test/support/paths.ts";
+
+assertFixturesPresent();
+
+async function serveFixture(request: Request): Promise<Response> {
+  const path = decodeURIComponent(new URL(request.url).pathname).replace(/^\/+/, "");
+  const file = resolve(fixturesDir, path);
+  if (file !== fixturesDir && !file.startsWith(fixturesDir + sep)) return new Response("outside the fixtures", { status: 403 });
+  try {
+    if ((await stat(file)).isDirectory()) return Response.json(await readdir(file));
+    return new Response(await readFile(file));
+  } catch {
+    return new Response(`no fixture ${path}`, { status: 404 });
+  }
+}
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        bindings: { ORIGIN_URL: "http://origin.test" },
+        serviceBindings: { FIXTURES: serveFixture as never },
+      },
+    }),
+  ],
+  test: {
+    include: ["test/protocol/**/*.test.ts", "test/edge/**/*.test.ts", "test/cache/**/*.test.ts", "test/*.test.ts"],
+    testTimeout: 60_000,
+  },
+});
