@@ -10,13 +10,16 @@
  *   (type name, then Python ordering, which is plain byte order for byte strings — not RFC 7049
  *   length-first order), definite lengths, shortest integer forms.
  *
- * Decoding is hand-written rather than done by cbor-x for three reasons: cbor-x cannot decode
- * indefinite-length byte strings (rawstorefiledata emits them), it accepts much that cborutil
- * rejects (text, floats, tags), and a response is a *sequence* of top-level values arriving in
- * frames split anywhere, which needs an incremental decoder that returns 0..n values per chunk
- * and keeps only the unfinished item. Encoding uses cbor-x once values are canonicalised.
+ * Both directions are hand-written rather than done by cbor-x, which we tried first and which does
+ * not fit this subset:
+ * - decoding: cbor-x cannot decode indefinite-length byte strings (rawstorefiledata emits them),
+ *   it accepts much that cborutil rejects (text, floats, other tags), and a response is a
+ *   *sequence* of top-level values arriving in frames split anywhere, which needs an incremental
+ *   decoder that returns 0..n values per chunk and keeps only the unfinished item;
+ * - encoding: cbor-x writes integers from 2^32 up as floats, negative integers below -2^63 as
+ *   bignum tags, and maps in insertion order; Mercurial wants shortest-form integers up to ±2^64
+ *   and bytewise-sorted keys. A direct writer is shorter than the workarounds.
  */
-import { Encoder } from "cbor-x";
 import { CborDecodeError, CborEncodeError } from "./errors.ts";
 import { concatBytes } from "./frames.ts";
 
@@ -634,30 +637,58 @@ export function decodeOne(input: Uint8Array, limits?: DecodeLimits): CborValue {
 // Encoding
 // ---------------------------------------------------------------------------------------------
 
-/**
- * cbor-x encodes Maps as maps, Sets as tag 258, Uint8Arrays as byte strings and integers in their
- * shortest form; Mercurial's determinism (sorted keys, sorted set elements) and its type subset
- * are enforced by `canonicalize` before cbor-x sees a value.
- */
-const encoder = new Encoder({
-  mapsAsObjects: false,
-  useRecords: false,
-  variableMapSize: true,
-  tagUint8Array: false,
-  pack: false,
-  structuredClone: false,
-} as ConstructorParameters<typeof Encoder>[0]);
+/** A growable output buffer. */
+class ByteWriter {
+  private buffer = new Uint8Array(256);
+  private length = 0;
+
+  private reserve(extra: number): void {
+    if (this.length + extra <= this.buffer.length) return;
+    let size = this.buffer.length * 2;
+    while (size < this.length + extra) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.buffer.subarray(0, this.length));
+    this.buffer = grown;
+  }
+
+  byte(b: number): void {
+    this.reserve(1);
+    this.buffer[this.length++] = b;
+  }
+
+  bytes(b: Uint8Array): void {
+    this.reserve(b.length);
+    this.buffer.set(b, this.length);
+    this.length += b.length;
+  }
+
+  /** A major type with its argument in the shortest form (cborutil.encodelength). */
+  head(major: number, argument: number | bigint): void {
+    const n = BigInt(argument);
+    const m = major << 5;
+    if (n < 24n) return this.byte(m | Number(n));
+    const size = n <= 0xffn ? 1 : n <= 0xffffn ? 2 : n <= 0xffffffffn ? 4 : 8;
+    this.byte(m | (24 + Math.log2(size)));
+    for (let i = size - 1; i >= 0; i--) this.byte(Number((n >> BigInt(8 * i)) & 0xffn));
+  }
+
+  result(): Uint8Array {
+    return this.buffer.slice(0, this.length);
+  }
+}
 
 /** Encodes a value as Mercurial's cborutil.streamencode would. */
 export function encode(value: CborValue): Uint8Array {
-  const out = encoder.encode(canonicalize(value, 0)) as Uint8Array;
-  // cbor-x reuses its output buffer between calls: hand out our own copy.
-  return new Uint8Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
+  const writer = new ByteWriter();
+  writeValue(writer, value, 0);
+  return writer.result();
 }
 
 /** Encodes a sequence of top-level values back to back. */
 export function encodeSequence(values: readonly CborValue[]): Uint8Array {
-  return concatBytes(values.map(encode));
+  const writer = new ByteWriter();
+  for (const value of values) writeValue(writer, value, 0);
+  return writer.result();
 }
 
 /**
@@ -665,35 +696,49 @@ export function encodeSequence(values: readonly CborValue[]): Uint8Array {
  * byte string per chunk, `ff`.
  */
 export function encodeIndefiniteByteString(chunks: readonly Uint8Array[]): Uint8Array {
-  return concatBytes([new Uint8Array([0x5f]), ...chunks.map((c) => encode(c)), new Uint8Array([0xff])]);
+  const writer = new ByteWriter();
+  writer.byte(0x5f);
+  for (const chunk of chunks) writeValue(writer, chunk, 0);
+  writer.byte(0xff);
+  return writer.result();
 }
 
 const MAX_UINT64 = (1n << 64n) - 1n;
+const TRUE = 0xf5;
+const FALSE = 0xf4;
+const NULL = 0xf6;
 
-function canonicalize(value: CborValue, depth: number): unknown {
+function writeValue(writer: ByteWriter, value: CborValue, depth: number): void {
   if (depth > 256) throw new CborEncodeError("value nests deeper than 256 levels");
-  if (value === null || typeof value === "boolean" || value instanceof Uint8Array) return value;
-  if (typeof value === "number") {
-    if (!Number.isSafeInteger(value)) {
-      throw new CborEncodeError(`cannot encode ${value}: Mercurial's CBOR has integers only`);
-    }
-    return value;
+  if (value === null) return writer.byte(NULL);
+  if (value === true) return writer.byte(TRUE);
+  if (value === false) return writer.byte(FALSE);
+  if (value instanceof Uint8Array) {
+    writer.head(MAJOR_BYTES, value.length);
+    return writer.bytes(value);
   }
-  if (typeof value === "bigint") {
-    if (value > MAX_UINT64 || value < -MAX_UINT64 - 1n) throw new CborEncodeError(`integer ${value} does not fit 64 bits`);
-    // cbor-x writes bigints within 64 bits as major type 0/1 in their shortest form.
-    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
+  if (typeof value === "number" || typeof value === "bigint") return writeInteger(writer, value);
+  if (Array.isArray(value)) {
+    writer.head(MAJOR_ARRAY, value.length);
+    for (const item of value) writeValue(writer, item, depth + 1);
+    return;
   }
-  if (Array.isArray(value)) return value.map((v) => canonicalize(v, depth + 1));
   if (value instanceof Map) {
-    const entries = [...value.entries()].map(([k, v]) => [canonicalizeScalar(k), canonicalize(v, depth + 1)] as const);
+    const entries = [...value.entries()].map(([k, v]) => [checkScalar(k), v] as const);
     entries.sort((a, b) => compareMercurial(a[0], b[0]));
-    return new Map(entries);
+    writer.head(MAJOR_MAP, entries.length);
+    for (const [k, v] of entries) {
+      writeValue(writer, k, depth + 1);
+      writeValue(writer, v, depth + 1);
+    }
+    return;
   }
   if (value instanceof Set) {
-    const elements = [...value].map(canonicalizeScalar);
-    elements.sort(compareMercurial);
-    return new Set(elements);
+    const elements = [...value].map(checkScalar).sort(compareMercurial);
+    writer.head(MAJOR_TAG, TAG_FINITE_SET);
+    writer.head(MAJOR_ARRAY, elements.length);
+    for (const element of elements) writeValue(writer, element, depth + 1);
+    return;
   }
   if (value instanceof ByteStringChunk) {
     throw new CborEncodeError("a ByteStringChunk is a streaming artefact: use encodeIndefiniteByteString");
@@ -702,11 +747,22 @@ function canonicalize(value: CborValue, depth: number): unknown {
   throw new CborEncodeError(`do not know how to encode a ${kind}: Mercurial's CBOR has byte strings only`);
 }
 
-function canonicalizeScalar(value: unknown): CborScalar {
-  if (value instanceof Map || value instanceof Set || Array.isArray(value)) {
+/** cborutil.streamencodeint: -2^64 <= v < 2^64, negatives as major type 1 of -v-1. */
+function writeInteger(writer: ByteWriter, value: number | bigint): void {
+  if (typeof value === "number" && !Number.isSafeInteger(value)) {
+    throw new CborEncodeError(`cannot encode ${value}: Mercurial's CBOR has integers only (no floats)`);
+  }
+  const n = BigInt(value);
+  if (n > MAX_UINT64 || n < -MAX_UINT64 - 1n) throw new CborEncodeError(`integer ${value} does not fit 64 bits`);
+  if (n >= 0n) writer.head(MAJOR_UINT, n);
+  else writer.head(MAJOR_NEGINT, -n - 1n);
+}
+
+function checkScalar(value: CborValue): CborScalar {
+  if (value instanceof Map || value instanceof Set || Array.isArray(value) || value instanceof ByteStringChunk) {
     throw new CborEncodeError("collections cannot be map keys or set elements in Mercurial's CBOR");
   }
-  return canonicalize(value as CborValue, 0) as CborScalar;
+  return value;
 }
 
 /**

@@ -180,11 +180,14 @@ class RequestReader {
     const more = (frame.flags & FLAGS.COMMAND_REQUEST_MORE_FRAMES) !== 0;
     const haveData = (frame.flags & FLAGS.COMMAND_REQUEST_EXPECT_DATA) !== 0;
     let pending = this.pending.get(frame.requestId);
-    if (isNew === isContinuation) {
-      throw new SequenceError(
-        isNew ? "cannot have both new and continuation flags set" : "received command request frame without new flag set",
-        frame.offset,
-      );
+    if (isNew && isContinuation) {
+      throw new SequenceError("cannot have both new and continuation flags set", frame.offset);
+    }
+    if (!isNew && !pending) {
+      throw new SequenceError("received command request frame without new flag set", frame.offset);
+    }
+    if (!isNew && !isContinuation) {
+      throw new SequenceError("received command request frame without new or continuation flag set", frame.offset);
     }
     if (isNew) {
       if (pending || this.commands.some((c) => c.requestId === frame.requestId)) {
