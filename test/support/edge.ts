@@ -1,0 +1,73 @@
+/**
+ * Runs the Worker the way a person does, `npm start -- --port P --var ORIGIN_URL:...` (wrangler
+ * dev with a local R2), on a free loopback port, for end-to-end tests with real clients.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { freePort, projectRoot } from "./mercurial.ts";
+
+const READY_TIMEOUT_MS = 60_000;
+
+export interface Edge {
+  /** Base URL without a trailing slash. */
+  url: string;
+  /** Everything wrangler printed, for assertion messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of running) killGroup(child, "SIGKILL");
+});
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  // npm → wrangler → workerd: kill the whole process group, not just npm.
+  if (child.pid !== undefined) {
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export async function startEdge(originUrl: string, extraVars: Record<string, string> = {}): Promise<Edge> {
+  const port = await freePort();
+  const vars = Object.entries({ ORIGIN_URL: originUrl, ...extraVars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
+  const child = spawn("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1", ...vars], {
+    cwd: projectRoot,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" },
+  });
+  running.add(child);
+  let output = "";
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`wrangler dev did not get ready in time:\n${output}`)), READY_TIMEOUT_MS);
+    const onData = (b: Buffer) => {
+      output += b.toString();
+      if (/Ready on http/.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`npm start exited early (${code}):\n${output}`));
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    output: () => output,
+    async stop() {
+      killGroup(child, "SIGTERM");
+      const timer = setTimeout(() => killGroup(child, "SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+      running.delete(child);
+    },
+  };
+}
