@@ -4,17 +4,26 @@
  * its first request instead of misbehaving.
  */
 
+import type { RedirectMode, RedirectTarget } from "./protocol/capabilities.ts";
+
 export interface Env {
   ORIGIN_URL?: string;
   OBJECTS?: R2Bucket;
   /** Milliseconds to wait for the origin's response headers before answering 504. */
   ORIGIN_TIMEOUT_MS?: string;
+  /** JSON array of redirect targets advertised to v2 clients. */
+  REDIRECT_TARGETS?: string;
+  /** `replace` (default) or `append` to the targets the origin advertises itself. */
+  REDIRECT_MODE?: string;
 }
 
 export interface Config {
-  /** The origin's base URL, without a trailing slash. */
+  /** The origin's base URL. */
   originUrl: URL;
   originTimeoutMs: number;
+  /** Configured targets; `undefined` means one target named `hgedge` derived from each request's URL. */
+  redirectTargets?: RedirectTarget[];
+  redirectMode: RedirectMode;
 }
 
 export class ConfigError extends Error {
@@ -40,10 +49,73 @@ export function loadConfig(env: Env): Config {
 }
 
 export function parseConfig(env: Env): Config {
-  return {
+  const config: Config = {
     originUrl: parseOriginUrl(env.ORIGIN_URL),
     originTimeoutMs: parsePositiveInt("ORIGIN_TIMEOUT_MS", env.ORIGIN_TIMEOUT_MS, 30_000),
+    redirectMode: parseRedirectMode(env.REDIRECT_MODE),
   };
+  const targets = parseRedirectTargets(env.REDIRECT_TARGETS);
+  if (targets) config.redirectTargets = targets;
+  return config;
+}
+
+function parseRedirectMode(value: string | undefined): RedirectMode {
+  const mode = (value ?? "").trim() || "replace";
+  if (mode !== "replace" && mode !== "append") {
+    throw new ConfigError("REDIRECT_MODE", `must be "replace" or "append", got "${value}"`);
+  }
+  return mode;
+}
+
+/** TLS versions Mercurial 5.x clients recognise (sslutil.supportedprotocols, "tls" stripped). */
+const CLIENT_TLS_VERSIONS = ["1.0", "1.1", "1.2"];
+
+/**
+ * REDIRECT_TARGETS: a JSON array of {name, protocol, uris, snirequired?, tlsversions?}. Each
+ * target must pass the 5.x client's filter (protocol.md §6.2), or clients silently ignore it.
+ */
+function parseRedirectTargets(value: string | undefined): RedirectTarget[] | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  const fail = (message: string): never => {
+    throw new ConfigError("REDIRECT_TARGETS", message);
+  };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (error) {
+    return fail(`is not valid JSON (${(error as Error).message}); expected e.g. [{"name":"r2","protocol":"https","uris":["https://objects.example.org/"]}]`);
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) return fail("must be a non-empty JSON array of targets");
+  const names = new Set<string>();
+  return parsed.map((raw: unknown, i) => {
+    const where = `target ${i + 1}`;
+    if (typeof raw !== "object" || raw === null) return fail(`${where} is not an object`);
+    const t = raw as Record<string, unknown>;
+    const known = new Set(["name", "protocol", "uris", "snirequired", "tlsversions"]);
+    for (const key of Object.keys(t)) if (!known.has(key)) fail(`${where} has an unknown key "${key}"`);
+    if (typeof t.name !== "string" || !/^[A-Za-z0-9._-]+$/.test(t.name)) fail(`${where} needs a "name" of letters, digits, ".", "_" or "-"`);
+    const name = t.name as string;
+    if (names.has(name)) fail(`target name "${name}" is used twice`);
+    names.add(name);
+    if (t.protocol !== "http" && t.protocol !== "https") fail(`${name}: "protocol" must be "http" or "https" (the only ones Mercurial clients follow)`);
+    if (!Array.isArray(t.uris) || t.uris.length === 0 || !t.uris.every((u) => typeof u === "string" && u !== "")) {
+      fail(`${name}: "uris" must be a non-empty array of URL strings`);
+    }
+    const target: RedirectTarget = { name, protocol: t.protocol as string, uris: t.uris as string[] };
+    if (t.snirequired !== undefined) {
+      if (typeof t.snirequired !== "boolean") fail(`${name}: "snirequired" must be true or false`);
+      target.snirequired = t.snirequired as boolean;
+    }
+    if (t.tlsversions !== undefined) {
+      const versions = t.tlsversions;
+      if (!Array.isArray(versions) || !versions.every((v) => typeof v === "string")) fail(`${name}: "tlsversions" must be an array of strings`);
+      if (!(versions as string[]).some((v) => CLIENT_TLS_VERSIONS.includes(v))) {
+        fail(`${name}: "tlsversions" must include one of ${CLIENT_TLS_VERSIONS.join(", ")}: Mercurial 5.x clients know no other and would ignore this target`);
+      }
+      target.tlsversions = versions as string[];
+    }
+    return target;
+  });
 }
 
 function parseOriginUrl(value: string | undefined): URL {
@@ -66,7 +138,6 @@ function parseOriginUrl(value: string | undefined): URL {
   if (url.search || url.hash) {
     throw new ConfigError("ORIGIN_URL", "must not have a query or fragment: give the server's base URL");
   }
-  url.pathname = url.pathname.replace(/\/+$/, "");
   return url;
 }
 

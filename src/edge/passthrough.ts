@@ -1,8 +1,12 @@
 /**
  * Streaming pass-through to the origin: the request goes to ORIGIN_URL + path + query with its
- * method, headers and body; the answer comes back as it arrives. Neither body is buffered.
+ * method, headers and body; the answer comes back as it arrives. Neither body is buffered, and
+ * nothing is retried (a push must never run twice).
  */
 import type { Config } from "../config.ts";
+
+/** How the edge reaches the origin; tests substitute a scripted origin. */
+export type OriginFetch = (url: string, init: RequestInit) => Promise<Response>;
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only: never forwarded. */
 const HOP_BY_HOP = [
@@ -17,25 +21,16 @@ const HOP_BY_HOP = [
   "upgrade",
 ];
 
-export function originUrlFor(config: Config, requestUrl: URL): URL {
-  const target = new URL(config.originUrl.href);
-  target.pathname = config.originUrl.pathname + requestUrl.pathname;
-  target.search = requestUrl.search;
-  return target;
+/** The origin's base path without a trailing slash ("" for a server at the root). */
+function originBasePath(config: Config): string {
+  return config.originUrl.pathname.replace(/\/+$/, "");
 }
 
-export function forwardHeaders(headers: Headers, clientIp: string | null, requestUrl: URL): Headers {
-  const out = new Headers(headers);
-  for (const name of connectionHeaders(headers)) out.delete(name);
-  for (const name of HOP_BY_HOP) out.delete(name);
-  out.delete("host");
-  if (clientIp) {
-    const prior = headers.get("x-forwarded-for");
-    out.set("x-forwarded-for", prior ? `${prior}, ${clientIp}` : clientIp);
-  }
-  out.set("x-forwarded-proto", requestUrl.protocol.replace(/:$/, ""));
-  out.set("x-forwarded-host", requestUrl.host);
-  return out;
+export function originUrlFor(config: Config, requestUrl: URL): URL {
+  const target = new URL(config.originUrl.href);
+  target.pathname = originBasePath(config) + requestUrl.pathname;
+  target.search = requestUrl.search;
+  return target;
 }
 
 /** Headers named in `Connection` are hop-by-hop too. */
@@ -46,44 +41,99 @@ function connectionHeaders(headers: Headers): string[] {
     .filter(Boolean);
 }
 
-export function responseHeaders(headers: Headers): Headers {
+function withoutHopByHop(headers: Headers): Headers {
   const out = new Headers(headers);
   for (const name of connectionHeaders(headers)) out.delete(name);
   for (const name of HOP_BY_HOP) out.delete(name);
   return out;
 }
 
-export async function passThrough(request: Request, config: Config): Promise<Response> {
+export function forwardHeaders(headers: Headers, clientIp: string | null, requestUrl: URL): Headers {
+  const out = withoutHopByHop(headers);
+  out.delete("host");
+  if (clientIp) {
+    const prior = headers.get("x-forwarded-for");
+    out.set("x-forwarded-for", prior ? `${prior}, ${clientIp}` : clientIp);
+  }
+  out.set("x-forwarded-proto", requestUrl.protocol.replace(/:$/, ""));
+  out.set("x-forwarded-host", requestUrl.host);
+  return out;
+}
+
+/**
+ * The origin's response headers for the client: hop-by-hop ones dropped, and a `Location` that
+ * points into the origin rewritten to the same place on the edge, so that clients stay with us.
+ */
+export function responseHeaders(headers: Headers, config: Config, requestUrl: URL): Headers {
+  const out = withoutHopByHop(headers);
+  const location = headers.get("location");
+  if (location) out.set("location", rewriteLocation(location, config, requestUrl));
+  return out;
+}
+
+function rewriteLocation(location: string, config: Config, requestUrl: URL): string {
+  let target: URL;
+  try {
+    target = new URL(location, config.originUrl.href + "/");
+  } catch {
+    return location;
+  }
+  const basePath = originBasePath(config);
+  if (target.origin !== config.originUrl.origin) return location;
+  if (basePath && target.pathname !== basePath && !target.pathname.startsWith(`${basePath}/`)) return location;
+  const edge = new URL(requestUrl.origin);
+  edge.pathname = target.pathname.slice(basePath.length) || "/";
+  edge.search = target.search;
+  edge.hash = target.hash;
+  return edge.href;
+}
+
+/**
+ * Sends the request to the origin. `body` replaces the request's body when the edge already read
+ * it (the caller passes the same bytes on). Answers 502/504 itself when the origin fails.
+ */
+export async function forwardToOrigin(
+  request: Request,
+  config: Config,
+  originFetch: OriginFetch,
+  body?: Uint8Array,
+): Promise<Response> {
   const url = new URL(request.url);
   const target = originUrlFor(config, url);
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
+  // The timeout covers the wait for the response headers only: a multi-GB clone may then
+  // stream for as long as it takes.
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DOMException("origin timeout", "TimeoutError")), config.originTimeoutMs);
   const init: RequestInit = {
     method: request.method,
     headers: forwardHeaders(request.headers, request.headers.get("cf-connecting-ip"), url),
-    body: hasBody ? request.body : null,
+    body: hasBody ? (body ?? request.body) : null,
     redirect: "manual",
-    signal: AbortSignal.timeout(config.originTimeoutMs),
+    signal: controller.signal,
   };
   let upstream: Response;
   try {
-    upstream = await fetch(target.href, init);
+    upstream = await originFetch(target.href, init);
   } catch (error) {
-    return originFailure(error, target);
+    return originFailure(error, target, controller.signal.aborted);
+  } finally {
+    clearTimeout(timer);
   }
   return new Response(upstream.body, {
     status: upstream.status,
     statusText: upstream.statusText,
-    headers: responseHeaders(upstream.headers),
+    headers: responseHeaders(upstream.headers, config, url),
   });
 }
 
 /** 504 when the origin did not answer in time, 502 when it could not be reached. */
-function originFailure(error: unknown, target: URL): Response {
-  const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+function originFailure(error: unknown, target: URL, timedOut: boolean): Response {
   const reason = error instanceof Error ? error.message : String(error);
   const status = timedOut ? 504 : 502;
   const message = timedOut
     ? `hgedge: the origin ${target.origin} did not answer in time\n`
     : `hgedge: cannot reach the origin ${target.origin}: ${reason}\n`;
+  console.error(JSON.stringify({ level: "error", event: "origin-failure", status, origin: target.origin, reason }));
   return new Response(message, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
 }

@@ -1,0 +1,58 @@
+/**
+ * Reading a body into memory only when it is small enough to be worth it (handshakes, v2 command
+ * requests, capabilities answers). A body that turns out larger than the limit is handed back as
+ * a stream that replays what was read, so it can still pass through untouched.
+ */
+
+export type BoundedBody = { kind: "bytes"; bytes: Uint8Array } | { kind: "stream"; stream: ReadableStream<Uint8Array> };
+
+export async function readBounded(stream: ReadableStream<Uint8Array> | null, limit: number): Promise<BoundedBody> {
+  if (!stream) return { kind: "bytes", bytes: new Uint8Array(0) };
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { kind: "bytes", bytes: concat(chunks, total) };
+    chunks.push(value);
+    total += value.length;
+    if (total > limit) return { kind: "stream", stream: replay(chunks, reader) };
+  }
+}
+
+/** A stream of `head` followed by the rest of `reader`, with backpressure. */
+function replay(head: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
+  let index = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (index < head.length) {
+        controller.enqueue(head[index++] as Uint8Array);
+        return;
+      }
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.length;
+  }
+  return out;
+}
+
+/** The same response with another body (headers and status kept; Content-Length fixed). */
+export function withBody(response: Response, body: Uint8Array | ReadableStream<Uint8Array>): Response {
+  const headers = new Headers(response.headers);
+  if (body instanceof Uint8Array) headers.set("content-length", String(body.length));
+  return new Response(body, { status: response.status, statusText: response.statusText, headers });
+}

@@ -1,0 +1,107 @@
+/**
+ * The two places where hgedge changes what the origin says — the capabilities handshake and the
+ * v2 `capabilities` command, which gain hgedge's redirect targets — and the v2 command path,
+ * which is parsed (so that the cache can plug in) and otherwise forwarded byte for byte.
+ */
+import type { Config } from "../config.ts";
+import {
+  CBOR_MEDIA_TYPE,
+  FRAMING_MEDIA_TYPE,
+  rewriteCapabilitiesResponse,
+  rewriteHandshake,
+  type RedirectTarget,
+} from "../protocol/capabilities.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { parseRequestBody, type ParsedRequestBody } from "../protocol/requests.ts";
+import { readBounded, withBody } from "./bodies.ts";
+import { forwardToOrigin, type OriginFetch } from "./passthrough.ts";
+
+/** Capabilities answers are a few KiB; anything much larger is not one we should rewrite. */
+const MAX_CAPABILITIES_BYTES = 1 << 20;
+/** v2 command requests are node lists: a 100 000-node manifestdata batch is about 2.1 MB. */
+const MAX_V2_REQUEST_BYTES = 16 << 20;
+
+/** Response header saying what hgedge did with a v2 command. */
+export const CACHE_STATUS_HEADER = "x-hgedge-cache";
+
+export interface V2Context {
+  request: Request;
+  config: Config;
+  originFetch: OriginFetch;
+}
+
+/**
+ * Targets to advertise: the configured ones, or one named `hgedge` on the URL the client used,
+ * so that local runs work with no set-up. `tlsversions` includes 1.2 because 5.x clients know
+ * nothing newer and would drop a target listing only 1.3 (protocol.md §6.2).
+ */
+export function redirectTargets(config: Config, requestUrl: URL): RedirectTarget[] {
+  if (config.redirectTargets) return config.redirectTargets;
+  const protocol = requestUrl.protocol.replace(/:$/, "");
+  const target: RedirectTarget = { name: "hgedge", protocol, uris: [`${requestUrl.origin}/`] };
+  if (protocol === "https") target.tlsversions = ["1.2", "1.3"];
+  return [target];
+}
+
+/** GET <repo>?cmd=capabilities with upgrade headers: add our targets to the CBOR answer. */
+export async function handleHandshake({ request, config, originFetch }: V2Context): Promise<Response> {
+  const response = await forwardToOrigin(request, config, originFetch);
+  if (response.status !== 200 || response.headers.get("content-type") !== CBOR_MEDIA_TYPE) return response;
+  return rewriteBody(response, (body) => rewriteHandshake(body, redirectTargets(config, new URL(request.url)), config.redirectMode));
+}
+
+/** POST <repo>/api/<v2>/<ro|rw>/<command>: parse, forward unchanged, stream the answer back. */
+export async function handleV2Command(context: V2Context, command: string): Promise<Response> {
+  const { request, config, originFetch } = context;
+  if (request.method !== "POST") return forwardToOrigin(request, config, originFetch);
+  const body = await readBounded(request.body, MAX_V2_REQUEST_BYTES);
+  if (body.kind === "stream") {
+    // Not a request a stock client sends: let the origin judge it, untouched.
+    return bypass(await forwardToOrigin(new Request(request, { body: body.stream }), config, originFetch));
+  }
+  const parsed = parseQuietly(body.bytes);
+  const response = await forwardToOrigin(request, config, originFetch, body.bytes);
+  if (command === "capabilities" && parsed && response.status === 200 && response.headers.get("content-type") === FRAMING_MEDIA_TYPE) {
+    const targets = redirectTargets(config, new URL(request.url));
+    return bypass(await rewriteBody(response, (bytes) => rewriteCapabilitiesResponse(bytes, targets, config.redirectMode)));
+  }
+  return bypass(response);
+}
+
+/**
+ * The request as Mercurial's server would read it, or `undefined` when it would refuse it — in
+ * which case the origin gives the client its own answer to the malformed request.
+ */
+function parseQuietly(body: Uint8Array): ParsedRequestBody | undefined {
+  try {
+    return parseRequestBody(body);
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    console.warn(JSON.stringify({ level: "warn", event: "v2-request-unparsed", code: error.code, reason: error.message }));
+    return undefined;
+  }
+}
+
+function bypass(response: Response): Response {
+  const headers = new Headers(response.headers);
+  headers.set(CACHE_STATUS_HEADER, "BYPASS");
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+}
+
+/**
+ * Reads a small answer, applies `rewrite`, and answers with the result; when the answer is too
+ * large, or `rewrite` declines (`undefined`) or finds it malformed, the origin's bytes go through
+ * unchanged — the client then sees exactly what the origin said.
+ */
+async function rewriteBody(response: Response, rewrite: (body: Uint8Array) => Uint8Array | undefined): Promise<Response> {
+  const body = await readBounded(response.body, MAX_CAPABILITIES_BYTES);
+  if (body.kind === "stream") return withBody(response, body.stream);
+  try {
+    const rewritten = rewrite(body.bytes);
+    if (rewritten) return withBody(response, rewritten);
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    console.warn(JSON.stringify({ level: "warn", event: "capabilities-unchanged", code: error.code, reason: error.message }));
+  }
+  return withBody(response, body.bytes);
+}

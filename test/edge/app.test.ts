@@ -1,0 +1,263 @@
+/**
+ * The Hono app against a scripted origin that replays the recorded exchanges of
+ * ../shared/fixtures (and synthetic ones), inside workerd.
+ */
+import { describe, expect, it } from "vitest";
+import type { Env } from "../../src/config.ts";
+import { createApp } from "../../src/edge/app.ts";
+import type { OriginFetch } from "../../src/edge/passthrough.ts";
+import { advertisedTargets, withRedirectTargets } from "../../src/protocol/capabilities.ts";
+import { decodeOne, encode, mapGet, text, type CborMap } from "../../src/protocol/cbor.ts";
+import { collectResponses } from "../../src/protocol/responses.ts";
+import { exchanges, type Exchange } from "../support/fixtures.ts";
+
+const ORIGIN = "http://origin.test";
+const EDGE = "http://edge.test";
+
+interface Seen {
+  url: string;
+  method: string;
+  headers: Headers;
+  body: Uint8Array;
+}
+
+/** An origin that answers every request with `reply` and records what it was sent. */
+function scriptedOrigin(reply: (seen: Seen) => Response | Promise<Response>) {
+  const seen: Seen[] = [];
+  const originFetch: OriginFetch = async (url, init) => {
+    const request = new Request(url, init);
+    const entry = { url, method: request.method, headers: request.headers, body: new Uint8Array(await request.arrayBuffer()) };
+    seen.push(entry);
+    return reply(entry);
+  };
+  return { seen, originFetch };
+}
+
+/** The recorded response of an exchange, as the origin sent it. */
+function recordedResponse(exchange: Exchange): Response {
+  const headers = new Headers();
+  for (const [name, value] of exchange.meta.response_headers as [string, string][]) {
+    if (name.toLowerCase() !== "transfer-encoding") headers.append(name, value);
+  }
+  return new Response(exchange.response, { status: exchange.meta.status, statusText: exchange.meta.reason, headers });
+}
+
+/** The recorded request of an exchange, sent to the edge. */
+function recordedRequest(exchange: Exchange): Request {
+  const headers = new Headers();
+  for (const [name, value] of exchange.meta.request_headers as [string, string][]) {
+    if (!["host", "content-length", "transfer-encoding"].includes(name.toLowerCase())) headers.append(name, value);
+  }
+  return new Request(`${EDGE}${exchange.meta.target}`, {
+    method: exchange.meta.method,
+    headers,
+    body: exchange.meta.method === "GET" ? null : (exchange.request ?? new Uint8Array(0)),
+  });
+}
+
+function app(originFetch: OriginFetch, env: Partial<Env> = {}) {
+  const hono = createApp({ originFetch });
+  return (request: Request) => hono.fetch(request, { ORIGIN_URL: ORIGIN, ...env } as Env);
+}
+
+const bytesOf = async (response: Response) => new Uint8Array(await response.arrayBuffer());
+
+async function sha256(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const digest = new crypto.DigestStream("SHA-256");
+  await stream.pipeTo(digest);
+  return [...new Uint8Array(await digest.digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+describe("pass-through", () => {
+  it("forwards a v1 clone byte for byte, in both directions", async () => {
+    for (const exchange of await exchanges("clone-v1")) {
+      const origin = scriptedOrigin(() => recordedResponse(exchange));
+      const response = await app(origin.originFetch)(recordedRequest(exchange));
+      expect(origin.seen[0]?.url).toBe(`${ORIGIN}${exchange.meta.target}`);
+      expect(response.status).toBe(exchange.meta.status);
+      expect(response.headers.get("content-type")).toBe(exchange.meta.content_type ?? null);
+      expect(await bytesOf(response)).toEqual(exchange.response);
+      // v1 requests carry their arguments in X-HgArg-N headers: all of them reach the origin.
+      for (const [name, value] of exchange.meta.request_headers as [string, string][]) {
+        if (name.toLowerCase().startsWith("x-hg")) expect(origin.seen[0]?.headers.get(name)).toBe(value);
+      }
+    }
+  });
+
+  it("keeps the path of hgwebdir repositories and the query", async () => {
+    const origin = scriptedOrigin(() => new Response("ok"));
+    await app(origin.originFetch, { ORIGIN_URL: `${ORIGIN}/hg/` })(new Request(`${EDGE}/team/project/?cmd=heads`));
+    expect(origin.seen[0]?.url).toBe(`${ORIGIN}/hg/team/project/?cmd=heads`);
+  });
+
+  it("drops hop-by-hop headers, sets X-Forwarded-*, rewrites Location into the edge", async () => {
+    const origin = scriptedOrigin(
+      () =>
+        new Response(null, {
+          status: 302,
+          headers: { location: `${ORIGIN}/repo/?cmd=capabilities`, connection: "x-private", "x-private": "1", "keep-alive": "5" },
+        }),
+    );
+    const response = await app(origin.originFetch)(
+      new Request(`${EDGE}/repo`, { headers: { "x-forwarded-for": "10.1.1.1", connection: "x-secret", "x-secret": "s", "cf-connecting-ip": "192.0.2.7" } }),
+    );
+    const sent = origin.seen[0]!.headers;
+    expect(sent.get("x-secret")).toBeNull();
+    expect(sent.get("x-forwarded-for")).toBe("10.1.1.1, 192.0.2.7");
+    expect(sent.get("x-forwarded-proto")).toBe("http");
+    expect(sent.get("x-forwarded-host")).toBe("edge.test");
+    expect(response.status).toBe(302);
+    expect(response.headers.get("location")).toBe(`${EDGE}/repo/?cmd=capabilities`);
+    expect(response.headers.get("x-private")).toBeNull();
+    expect(response.headers.get("keep-alive")).toBeNull();
+  });
+
+  it("leaves a Location elsewhere alone", async () => {
+    const origin = scriptedOrigin(() => new Response(null, { status: 301, headers: { location: "https://elsewhere.example/x" } }));
+    expect((await app(origin.originFetch)(new Request(`${EDGE}/`))).headers.get("location")).toBe("https://elsewhere.example/x");
+  });
+
+  it("streams a body far larger than any buffer, both ways, intact", async () => {
+    const size = 64 * 1024 * 1024;
+    const makeStream = () => {
+      let sent = 0;
+      return new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent >= size) return controller.close();
+          const chunk = new Uint8Array(65536).map((_, i) => (sent + i) * 31 % 251);
+          sent += chunk.length;
+          controller.enqueue(chunk);
+        },
+      });
+    };
+    const expected = await sha256(makeStream());
+    let uploaded = "";
+    const originFetch: OriginFetch = async (_url, init) => {
+      uploaded = await sha256((init.body as ReadableStream<Uint8Array>));
+      return new Response(makeStream());
+    };
+    const response = await app(originFetch)(new Request(`${EDGE}/?cmd=unbundle`, { method: "POST", body: makeStream() }));
+    expect(await sha256(response.body!)).toBe(expected);
+    expect(uploaded).toBe(expected);
+  });
+
+  it("answers 502 when the origin cannot be reached, never retrying", async () => {
+    let calls = 0;
+    const originFetch: OriginFetch = async () => {
+      calls++;
+      throw new TypeError("connection refused");
+    };
+    const response = await app(originFetch)(new Request(`${EDGE}/?cmd=unbundle`, { method: "POST", body: "x" }));
+    expect(response.status).toBe(502);
+    expect(await response.text()).toMatch(/cannot reach the origin http:\/\/origin.test: connection refused/);
+    expect(calls).toBe(1);
+  });
+
+  it("answers 504 when the origin does not answer in time", async () => {
+    const originFetch: OriginFetch = (_url, init) =>
+      new Promise((_resolve, reject) => init.signal?.addEventListener("abort", () => reject(init.signal?.reason)));
+    const response = await app(originFetch, { ORIGIN_TIMEOUT_MS: "50" })(new Request(`${EDGE}/`));
+    expect(response.status).toBe(504);
+    expect(await response.text()).toMatch(/did not answer in time/);
+  });
+
+  it("says which binding is wrong when the configuration is", async () => {
+    const origin = scriptedOrigin(() => new Response("unreachable"));
+    const missing = await app(origin.originFetch, { ORIGIN_URL: "" })(new Request(`${EDGE}/`));
+    expect(missing.status).toBe(500);
+    expect(await missing.text()).toMatch(/ORIGIN_URL: is not set/);
+    const badTargets = await app(origin.originFetch, { REDIRECT_TARGETS: '[{"name":"x","protocol":"gopher","uris":["g://x"]}]' })(
+      new Request(`${EDGE}/`),
+    );
+    expect(await badTargets.text()).toMatch(/REDIRECT_TARGETS: x: "protocol" must be "http" or "https"/);
+    expect(origin.seen).toHaveLength(0);
+  });
+});
+
+describe("capabilities handshake", () => {
+  it("adds hgedge's target to the v2 descriptor and changes nothing else", async () => {
+    const [, upgrade] = await exchanges("v1-handshake");
+    const origin = scriptedOrigin(() => recordedResponse(upgrade!));
+    const response = await app(origin.originFetch)(recordedRequest(upgrade!));
+    expect(response.headers.get("content-type")).toBe("application/mercurial-cbor");
+    const body = await bytesOf(response);
+    expect(response.headers.get("content-length")).toBe(String(body.length));
+
+    const ours = decodeOne(body) as CborMap;
+    const theirs = decodeOne(upgrade!.response) as CborMap;
+    const descriptor = mapGet(mapGet(ours, "apis") as CborMap, "exp-http-v2-0003") as CborMap;
+    expect(advertisedTargets(descriptor)).toEqual(["hgedge"]);
+    const redirect = mapGet(descriptor, "redirect") as CborMap;
+    expect((mapGet(redirect, "hashes") as Uint8Array[]).map(text)).toEqual(["sha256", "sha1"]);
+    const target = (mapGet(redirect, "targets") as CborMap[])[0]!;
+    expect(text(mapGet(target, "protocol") as Uint8Array)).toBe("http");
+    expect((mapGet(target, "uris") as Uint8Array[]).map(text)).toEqual([`${EDGE}/`]);
+    // Without our entry, the answer is the origin's to the byte.
+    const stripped = new Map(ours);
+    const apis = new Map(mapGet(ours, "apis") as CborMap);
+    for (const [k, v] of apis) apis.set(k, withRedirectTargets(v as CborMap, [], "replace"));
+    for (const k of stripped.keys()) if (text(k as Uint8Array) === "apis") stripped.set(k, apis);
+    expect(encode(stripped)).toEqual(encode(theirs));
+  });
+
+  it("passes plain v1 answers and requests without upgrade headers through untouched", async () => {
+    const [plain, , noCbor, unknownApi] = await exchanges("v1-handshake");
+    for (const exchange of [plain!, noCbor!, unknownApi!]) {
+      const origin = scriptedOrigin(() => recordedResponse(exchange));
+      const response = await app(origin.originFetch)(recordedRequest(exchange));
+      expect(await bytesOf(response)).toEqual(exchange.response);
+    }
+  });
+
+  it("replaces or appends to the targets an origin advertises, as REDIRECT_MODE says", async () => {
+    const [upgrade] = await exchanges("redirect-targets-filtering");
+    const targets = JSON.stringify([{ name: "r2", protocol: "https", uris: ["https://objects.example/"], tlsversions: ["1.2", "1.3"] }]);
+    const descriptorFor = async (mode: string) => {
+      const origin = scriptedOrigin(() => recordedResponse(upgrade!));
+      const response = await app(origin.originFetch, { REDIRECT_TARGETS: targets, REDIRECT_MODE: mode })(recordedRequest(upgrade!));
+      return mapGet(mapGet(decodeOne(await bytesOf(response)) as CborMap, "apis") as CborMap, "exp-http-v2-0003") as CborMap;
+    };
+    expect(advertisedTargets(await descriptorFor("replace"))).toEqual(["r2"]);
+    expect(advertisedTargets(await descriptorFor("append"))).toEqual(["local", "weird-proto", "tls-future", "tls-ok-sni", "r2"]);
+  });
+
+  it("passes a malformed CBOR answer through unchanged", async () => {
+    const [, upgrade] = await exchanges("v1-handshake");
+    const broken = new Uint8Array([0xa1, 0x61, 0x61]);
+    const origin = scriptedOrigin(() => new Response(broken, { headers: { "content-type": "application/mercurial-cbor" } }));
+    expect(await bytesOf(await app(origin.originFetch)(recordedRequest(upgrade!)))).toEqual(broken);
+  });
+});
+
+describe("v2 commands", () => {
+  it("rewrites the v2 capabilities command's descriptor", async () => {
+    const [, capabilities] = await exchanges("cmd-capabilities");
+    const origin = scriptedOrigin(() => recordedResponse(capabilities!));
+    const response = await app(origin.originFetch)(recordedRequest(capabilities!));
+    expect(response.headers.get("x-hgedge-cache")).toBe("BYPASS");
+    expect(origin.seen[0]?.body).toEqual(capabilities!.request);
+    const result = collectResponses(await bytesOf(response)).get(1);
+    expect(result?.status).toBe("ok");
+    expect(advertisedTargets(result?.objects[0] as CborMap)).toEqual(["hgedge"]);
+  });
+
+  it("forwards every other command request and response byte for byte", async () => {
+    for (const scenario of ["clone-v2-zlib", "clone-v2-zstd", "cmd-filesdata", "errors-raw"]) {
+      for (const exchange of await exchanges(scenario)) {
+        if (!exchange.meta.target.includes("/api/") || exchange.meta.target.endsWith("/capabilities")) continue;
+        const origin = scriptedOrigin(() => recordedResponse(exchange));
+        const response = await app(origin.originFetch)(recordedRequest(exchange));
+        const label = `${scenario}/${exchange.seq}`;
+        expect(origin.seen[0]?.body ?? new Uint8Array(0), label).toEqual(exchange.request ?? new Uint8Array(0));
+        expect(origin.seen[0]?.headers.get("content-type") ?? null, label).toBe(
+          (exchange.meta.request_headers as [string, string][]).find(([n]) => n.toLowerCase() === "content-type")?.[1] ?? null,
+        );
+        expect(response.status, label).toBe(exchange.meta.status);
+        expect(await bytesOf(response), label).toEqual(exchange.response);
+        if (exchange.meta.method === "POST" && /\/(ro|rw)\/[^/]+$/.test(exchange.meta.target)) {
+          expect(response.headers.get("x-hgedge-cache"), label).toBe("BYPASS");
+        }
+      }
+    }
+  });
+});
