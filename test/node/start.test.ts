@@ -2,7 +2,7 @@
  * `npm start` runs the Worker locally in front of an origin: real Mercurial clients clone
  * through it (v1 with 6.x, v2 with 5.6.1) and get the origin's repository.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,7 +33,10 @@ describe.skipIf(hg6.skip || hg56.skip)(`npm start${hg6.skip || hg56.skip ? ` (sk
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  const log = (hg: string, repo: string) => runHgOk(hg, ["-R", repo, "log", "-T", "{node} {branch} {tags}\n"]);
+  /** History and, through the manifests' file nodes (content hashes), every file's content. */
+  const log = async (hg: string, repo: string) =>
+    (await runHgOk(hg, ["-R", repo, "log", "-T", "{node} {branch} {tags}\n"])) +
+    (await runHgOk(hg, ["-R", repo, "manifest", "--debug", "-r", "tip"]));
 
   it("passes a v1 clone through to the origin", async () => {
     const dest = path.join(work, "clone-v1");
@@ -42,13 +45,30 @@ describe.skipIf(hg6.skip || hg56.skip)(`npm start${hg6.skip || hg56.skip ? ` (sk
     await runHgOk(HG6, ["-R", dest, "verify"]);
   }, HG_TIMEOUT);
 
-  it("passes a v2 clone through to the origin", async () => {
+  it("passes a v2 clone through and the client accepts hgedge's redirect target", async () => {
     const dest = path.join(work, "clone-v2");
     const out = await runHgOk(HG56, ["clone", "-U", "--debug", ...cloneArgs({ v2: true }), edge!.url, dest], { timeoutMs: HG_TIMEOUT });
     // Frames only travel over wire protocol v2.
     expect(out).toContain("type=command-response");
+    expect(out).toContain("(remote redirect target hgedge is compatible)");
     expect(await log(HG56, dest)).toBe(await log(HG56, path.join(work, "origin")));
     await runHgOk(HG56, ["-R", dest, "verify"]);
+  }, HG_TIMEOUT);
+
+  it("pulls with v2 and pushes with v1 through the edge", async () => {
+    const originRepo = path.join(work, "origin");
+    const v2 = path.join(work, "pull-v2");
+    const v1 = path.join(work, "push-v1");
+    await runHgOk(HG56, ["clone", "-U", "-r", "0", ...cloneArgs({ v2: true }), edge!.url, v2], { timeoutMs: HG_TIMEOUT });
+    await runHgOk(HG6, ["clone", edge!.url, v1], { timeoutMs: HG_TIMEOUT });
+    await writeFile(path.join(v1, "through-the-edge.txt"), "pushed through hgedge\n");
+    await runHgOk(HG6, ["-R", v1, "commit", "-A", "-u", "test", "-d", "0 0", "-m", "pushed through hgedge"]);
+    await runHgOk(HG6, ["-R", v1, "push", "-r", ".", "--config", "phases.publish=false"], { timeoutMs: HG_TIMEOUT });
+    expect(await runHgOk(HG56, ["-R", originRepo, "log", "-r", "tip", "-T", "{desc}"])).toBe("pushed through hgedge");
+
+    await runHgOk(HG56, ["-R", v2, "pull", ...cloneArgs({ v2: true })], { timeoutMs: HG_TIMEOUT });
+    expect(await log(HG56, v2)).toBe(await log(HG56, originRepo));
+    await runHgOk(HG56, ["-R", v2, "verify"]);
   }, HG_TIMEOUT);
 
   it("answers 502 with a reason when the origin is down", async () => {
