@@ -11,6 +11,7 @@
  */
 import {
   BufferingDecoder,
+  CborValidator,
   bytes,
   cborMap,
   encode,
@@ -64,13 +65,18 @@ export type ResponseEvent =
 export interface ResponseReaderOptions {
   /** Emit `body` events with the raw bytes after the status map. */
   emitBody?: boolean;
-  /** Emit `objects` events (decode the values after the status map). Default true. */
+  /**
+   * Emit `objects` events (decode the values after the status map). Default true. Without it,
+   * the values are only validated, in constant memory whatever their size.
+   */
   decodeObjects?: boolean;
   limits?: DecodeLimits;
 }
 
 interface RequestState {
   decoder: BufferingDecoder;
+  /** Without decodeObjects: checks the bytes after the status map without keeping them. */
+  validator?: CborValidator;
   status?: ResponseStatus;
   /** Offset in the decoded stream where the status map ends (once known). */
   statusEnd?: number;
@@ -208,21 +214,29 @@ export class ResponseReader {
     this.decodeResponseBytes(frame, state, payload, events);
     if (eos) {
       this.finished.add(frame.requestId);
-      events.push({ type: "end", requestId: frame.requestId, clean: state.decoder.atValueBoundary });
+      const clean = state.validator ? state.validator.atValueBoundary : state.decoder.atValueBoundary;
+      events.push({ type: "end", requestId: frame.requestId, clean });
     }
   }
 
   private decodeResponseBytes(frame: Frame, state: RequestState, payload: Uint8Array, events: ResponseEvent[]): void {
     const before = state.decodedBytes;
     state.decodedBytes += payload.length;
-    const needValues = state.status === undefined || this.options.decodeObjects;
-    if (needValues) {
+    if (state.validator) {
+      state.validator.push(payload);
+    } else {
       state.decoder.decode(payload);
       const { values, ends } = state.decoder.takeAvailableWithEnds();
       let first = 0;
       if (state.status === undefined && values.length > 0) {
         this.onStatus(frame, state, values[0] as CborValue, ends[0] as number, events);
         first = 1;
+        if (!this.options.decodeObjects) {
+          // From here on only validate: the decoder would buffer whole values.
+          state.validator = new CborValidator(this.options.limits);
+          state.validator.push(payload.subarray((ends[0] as number) - before));
+          first = values.length;
+        }
       }
       if (first < values.length) {
         if (state.status !== "ok") {
@@ -230,6 +244,9 @@ export class ResponseReader {
         }
         events.push({ type: "objects", requestId: frame.requestId, values: values.slice(first) });
       }
+    }
+    if (state.validator && state.status !== "ok" && state.validator.values > 0) {
+      throw new SequenceError(`received data after a ${state.status} status for request ${frame.requestId}`, frame.offset);
     }
     if (this.options.emitBody && state.statusEnd !== undefined && state.status === "ok") {
       const start = Math.max(0, state.statusEnd - before);
