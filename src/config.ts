@@ -15,7 +15,19 @@ export interface Env {
   REDIRECT_TARGETS?: string;
   /** `replace` (default) or `append` to the targets the origin advertises itself. */
   REDIRECT_MODE?: string;
+  /** `public` serves cached data to anyone; `origin` (default) needs the origin's yes. */
+  ACCESS?: string;
+  /** Bump to start a fresh cache generation. */
+  CACHE_VERSION?: string;
+  /** Below this many bytes a cached object is answered inline rather than redirected. */
+  MIN_REDIRECT_BYTES?: string;
+  /** `true` to put sha256/sha1 in redirects (5.x clients only warn about them). */
+  REDIRECT_FULLHASHES?: string;
+  /** An R2 custom domain serving the bucket; redirects for public objects point there. */
+  PUBLIC_OBJECTS_URL?: string;
 }
+
+export type Access = "public" | "origin";
 
 export interface Config {
   /** The origin's base URL. */
@@ -24,6 +36,13 @@ export interface Config {
   /** Configured targets; `undefined` means one target named `hgedge` derived from each request's URL. */
   redirectTargets?: RedirectTarget[];
   redirectMode: RedirectMode;
+  /** The bucket of cached responses; without it hgedge only proxies. */
+  objects?: R2Bucket;
+  access: Access;
+  cacheVersion: string;
+  minRedirectBytes: number;
+  redirectFullHashes: boolean;
+  publicObjectsUrl?: URL;
 }
 
 export class ConfigError extends Error {
@@ -53,10 +72,42 @@ export function parseConfig(env: Env): Config {
     originUrl: parseOriginUrl(env.ORIGIN_URL),
     originTimeoutMs: parsePositiveInt("ORIGIN_TIMEOUT_MS", env.ORIGIN_TIMEOUT_MS, 30_000),
     redirectMode: parseRedirectMode(env.REDIRECT_MODE),
+    access: parseChoice("ACCESS", env.ACCESS, ["origin", "public"] as const),
+    cacheVersion: (env.CACHE_VERSION ?? "").trim() || "1",
+    minRedirectBytes: parseCount("MIN_REDIRECT_BYTES", env.MIN_REDIRECT_BYTES, 32_768),
+    redirectFullHashes: parseChoice("REDIRECT_FULLHASHES", env.REDIRECT_FULLHASHES, ["false", "true"] as const) === "true",
   };
   const targets = parseRedirectTargets(env.REDIRECT_TARGETS);
   if (targets) config.redirectTargets = targets;
+  if (env.OBJECTS) config.objects = env.OBJECTS;
+  if (env.PUBLIC_OBJECTS_URL?.trim()) config.publicObjectsUrl = parseHttpUrl("PUBLIC_OBJECTS_URL", env.PUBLIC_OBJECTS_URL);
   return config;
+}
+
+/** One of a fixed set of words; the first is the default. */
+function parseChoice<T extends string>(binding: string, value: string | undefined, choices: readonly T[]): T {
+  const word = (value ?? "").trim().toLowerCase() || choices[0];
+  const choice = choices.find((c) => c === word);
+  if (!choice) throw new ConfigError(binding, `must be one of ${choices.join(", ")}, got "${value}"`);
+  return choice;
+}
+
+function parseCount(binding: string, value: string | undefined, fallback: number): number {
+  if (value === undefined || value.trim() === "") return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(binding, `must be a whole number of bytes, got "${value}"`);
+  return n;
+}
+
+function parseHttpUrl(binding: string, value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    throw new ConfigError(binding, `"${value}" is not a URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(binding, `must be http or https, got ${url.protocol}`);
+  return url;
 }
 
 function parseRedirectMode(value: string | undefined): RedirectMode {

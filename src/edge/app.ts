@@ -5,7 +5,7 @@
 import { Hono } from "hono";
 import { ConfigError, loadConfig, type Env } from "../config.ts";
 import { forwardToOrigin, type OriginFetch } from "./passthrough.ts";
-import { handleHandshake, handleV2Command } from "./v2.ts";
+import { handleHandshake, handleV2Command, type V2Context } from "./v2.ts";
 import { classify } from "./wireproto.ts";
 
 export interface AppOptions {
@@ -13,18 +13,28 @@ export interface AppOptions {
   originFetch?: OriginFetch;
 }
 
+/** ctx.waitUntil when running in a Worker; absent when the app is called without one (tests). */
+function executionContext(c: { executionCtx: { waitUntil(promise: Promise<unknown>): void } }): Pick<V2Context, "waitUntil"> {
+  try {
+    const ctx = c.executionCtx;
+    return { waitUntil: (promise) => ctx.waitUntil(promise) };
+  } catch {
+    return {};
+  }
+}
+
 export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {
   const originFetch: OriginFetch = options.originFetch ?? ((url, init) => fetch(url, init));
   const app = new Hono<{ Bindings: Env }>();
   app.all("*", (c) => {
     const request = c.req.raw;
-    const context = { request, config: loadConfig(c.env), originFetch };
+    const context: V2Context = { request, config: loadConfig(c.env), originFetch, ...executionContext(c) };
     const hg = classify(request);
     switch (hg.kind) {
       case "handshake":
         return handleHandshake(context);
       case "v2-command":
-        return handleV2Command(context, hg.command);
+        return handleV2Command(context, hg);
       default:
         return forwardToOrigin(request, context.config, originFetch);
     }

@@ -9,38 +9,28 @@ import {
   FRAMING_MEDIA_TYPE,
   rewriteCapabilitiesResponse,
   rewriteHandshake,
-  type RedirectTarget,
 } from "../protocol/capabilities.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { parseRequestBody, type ParsedRequestBody } from "../protocol/requests.ts";
+import { cacheability } from "../cache/keys.ts";
 import { readBounded, withBody } from "./bodies.ts";
+import { answerCacheable } from "./cached.ts";
+import { redirectTargets } from "./targets.ts";
 import { forwardToOrigin, type OriginFetch } from "./passthrough.ts";
+import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
 
 /** Capabilities answers are a few KiB; anything much larger is not one we should rewrite. */
 const MAX_CAPABILITIES_BYTES = 1 << 20;
 /** v2 command requests are node lists: a 100 000-node manifestdata batch is about 2.1 MB. */
 const MAX_V2_REQUEST_BYTES = 16 << 20;
 
-/** Response header saying what hgedge did with a v2 command. */
-export const CACHE_STATUS_HEADER = "x-hgedge-cache";
 
 export interface V2Context {
   request: Request;
   config: Config;
   originFetch: OriginFetch;
-}
-
-/**
- * Targets to advertise: the configured ones, or one named `hgedge` on the URL the client used,
- * so that local runs work with no set-up. `tlsversions` includes 1.2 because 5.x clients know
- * nothing newer and would drop a target listing only 1.3 (protocol.md §6.2).
- */
-export function redirectTargets(config: Config, requestUrl: URL): RedirectTarget[] {
-  if (config.redirectTargets) return config.redirectTargets;
-  const protocol = requestUrl.protocol.replace(/:$/, "");
-  const target: RedirectTarget = { name: "hgedge", protocol, uris: [`${requestUrl.origin}/`] };
-  if (protocol === "https") target.tlsversions = ["1.2", "1.3"];
-  return [target];
+  /** ctx.waitUntil, for work that outlives the response (cache commits). */
+  waitUntil?: (promise: Promise<unknown>) => void;
 }
 
 /** GET <repo>?cmd=capabilities with upgrade headers: add our targets to the CBOR answer. */
@@ -50,9 +40,13 @@ export async function handleHandshake({ request, config, originFetch }: V2Contex
   return rewriteBody(response, (body) => rewriteHandshake(body, redirectTargets(config, new URL(request.url)), config.redirectMode));
 }
 
-/** POST <repo>/api/<v2>/<ro|rw>/<command>: parse, forward unchanged, stream the answer back. */
-export async function handleV2Command(context: V2Context, command: string): Promise<Response> {
+/**
+ * POST <repo>/api/<v2>/<ro|rw>/<command>: parsed; cacheable commands go to the cache, every
+ * other one is forwarded unchanged and its answer streamed back.
+ */
+export async function handleV2Command(context: V2Context, target: { repo: string; permission: "ro" | "rw"; command: string }): Promise<Response> {
   const { request, config, originFetch } = context;
+  const { command } = target;
   if (request.method !== "POST") return forwardToOrigin(request, config, originFetch);
   const body = await readBounded(request.body, MAX_V2_REQUEST_BYTES);
   if (body.kind === "stream") {
@@ -60,6 +54,10 @@ export async function handleV2Command(context: V2Context, command: string): Prom
     return bypass(await forwardToOrigin(new Request(request, { body: body.stream }), config, originFetch));
   }
   const parsed = parseQuietly(body.bytes);
+  if (parsed && config.objects && config.access === "public") {
+    const verdict = cacheability(parsed, target.repo, target.permission, command);
+    if (verdict.cacheable) return answerCacheable(context, config.objects, verdict.request, body.bytes);
+  }
   const response = await forwardToOrigin(request, config, originFetch, body.bytes);
   if (command === "capabilities" && parsed && response.status === 200 && response.headers.get("content-type") === FRAMING_MEDIA_TYPE) {
     const targets = redirectTargets(config, new URL(request.url));

@@ -1,0 +1,154 @@
+/**
+ * Writing one cached object to R2 while it streams past, in bounded memory, so that nothing
+ * partial is ever visible: bytes are buffered up to one part; an object that fits in one part is
+ * written with a single `put` at commit, a larger one as a multipart upload in equal parts
+ * (R2 needs ≥ 5 MiB for every part but the last) that only becomes visible on `complete`.
+ * `abort` throws everything away. SHA-256, SHA-1 and the size are computed on the way.
+ */
+import { KEY_FORMAT_VERSION } from "./keys.ts";
+
+export const OBJECT_CONTENT_TYPE = "application/mercurial-cbor";
+/** 8 MiB parts: comfortably above R2's 5 MiB minimum, and the most a fill holds in memory. */
+export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+
+export interface ObjectMetadata {
+  size: number;
+  sha256?: string;
+  sha1?: string;
+  command: string;
+  createdAt: string;
+  keyFormat: number;
+}
+
+export interface CommittedObject {
+  name: string;
+  size: number;
+  sha256: string;
+  sha1: string;
+}
+
+export class ObjectWriter {
+  private readonly sha256 = new crypto.DigestStream("SHA-256");
+  private readonly sha1 = new crypto.DigestStream("SHA-1");
+  private readonly sha256Writer = this.sha256.getWriter();
+  private readonly sha1Writer = this.sha1.getWriter();
+  private buffered: Uint8Array[] = [];
+  private bufferedLength = 0;
+  private size = 0;
+  private upload: R2MultipartUpload | undefined;
+  private readonly parts: R2UploadedPart[] = [];
+  private readonly createdAt = new Date().toISOString();
+  private state: "open" | "committed" | "aborted" = "open";
+
+  constructor(
+    private readonly bucket: R2Bucket,
+    readonly name: string,
+    private readonly command: string,
+    private readonly partSize = DEFAULT_PART_SIZE,
+  ) {}
+
+  get bytesWritten(): number {
+    return this.size;
+  }
+
+  /** Adds bytes; uploads a part whenever a full one is buffered. */
+  async write(bytes: Uint8Array): Promise<void> {
+    if (this.state !== "open") throw new Error(`cannot write to a ${this.state} object`);
+    if (bytes.length === 0) return;
+    this.size += bytes.length;
+    await Promise.all([this.sha256Writer.write(bytes), this.sha1Writer.write(bytes)]);
+    this.buffered.push(bytes);
+    this.bufferedLength += bytes.length;
+    while (this.bufferedLength >= this.partSize) await this.uploadPart(this.take(this.partSize));
+  }
+
+  /** Makes the object visible; nothing of it was before. */
+  async commit(): Promise<CommittedObject> {
+    if (this.state !== "open") throw new Error(`cannot commit a ${this.state} object`);
+    const [sha256, sha1] = await this.digests();
+    const rest = this.take(this.bufferedLength);
+    if (this.upload) {
+      if (rest.length > 0) await this.uploadPart(rest);
+      await this.upload.complete(this.parts);
+    } else {
+      await this.bucket.put(this.name, rest, {
+        httpMetadata: { contentType: OBJECT_CONTENT_TYPE },
+        customMetadata: this.metadata({ sha256, sha1 }),
+      });
+    }
+    this.state = "committed";
+    return { name: this.name, size: this.size, sha256, sha1 };
+  }
+
+  /** Discards everything; safe to call in any state and more than once. */
+  async abort(): Promise<void> {
+    if (this.state !== "open") return;
+    this.state = "aborted";
+    this.buffered = [];
+    this.bufferedLength = 0;
+    // The digests reject once their streams are aborted; nobody wants them any more.
+    this.sha256.digest.catch(() => undefined);
+    this.sha1.digest.catch(() => undefined);
+    await Promise.allSettled([this.sha256Writer.abort(), this.sha1Writer.abort()]);
+    if (this.upload) await this.upload.abort();
+  }
+
+  /**
+   * A multipart object's metadata is fixed when the upload starts, before its hashes are known:
+   * it carries the command and creation time; its size is R2's own.
+   */
+  private metadata(hashes?: { sha256: string; sha1: string }): Record<string, string> {
+    const metadata: Record<string, string> = {
+      command: this.command,
+      createdAt: this.createdAt,
+      keyFormat: String(KEY_FORMAT_VERSION),
+    };
+    if (hashes) Object.assign(metadata, { size: String(this.size), ...hashes });
+    return metadata;
+  }
+
+  private async uploadPart(bytes: Uint8Array): Promise<void> {
+    this.upload ??= await this.bucket.createMultipartUpload(this.name, {
+      httpMetadata: { contentType: OBJECT_CONTENT_TYPE },
+      customMetadata: this.metadata(),
+    });
+    this.parts.push(await this.upload.uploadPart(this.parts.length + 1, bytes));
+  }
+
+  private take(size: number): Uint8Array {
+    const all = new Uint8Array(this.bufferedLength);
+    let at = 0;
+    for (const chunk of this.buffered) {
+      all.set(chunk, at);
+      at += chunk.length;
+    }
+    const rest = all.subarray(size);
+    this.buffered = rest.length > 0 ? [rest] : [];
+    this.bufferedLength = rest.length;
+    return all.subarray(0, size);
+  }
+
+  private async digests(): Promise<[string, string]> {
+    await Promise.all([this.sha256Writer.close(), this.sha1Writer.close()]);
+    const [a, b] = await Promise.all([this.sha256.digest, this.sha1.digest]);
+    return [hex(a), hex(b)];
+  }
+}
+
+function hex(buffer: ArrayBuffer): string {
+  return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The metadata of a stored object, as written by ObjectWriter. */
+export function readMetadata(object: R2Object): ObjectMetadata {
+  const m = object.customMetadata ?? {};
+  const metadata: ObjectMetadata = {
+    size: object.size,
+    command: m.command ?? "",
+    createdAt: m.createdAt ?? object.uploaded.toISOString(),
+    keyFormat: Number(m.keyFormat ?? 0),
+  };
+  if (m.sha256) metadata.sha256 = m.sha256;
+  if (m.sha1) metadata.sha1 = m.sha1;
+  return metadata;
+}

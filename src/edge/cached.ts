@@ -1,0 +1,83 @@
+/**
+ * A cacheable v2 command (`ro/manifestdata`, `ro/filesdata`, `ro/filedata`): answered from R2
+ * when the object is there — a redirect if the client accepts one of our targets and the object
+ * is big enough to be worth a second request, inline otherwise — and filled while streaming
+ * when it is not.
+ */
+import { inlineAnswer, redirectAnswer, CACHE_STATUS_HEADER, type CacheStatus } from "../cache/answers.ts";
+import { fillWhileStreaming, type FillOutcome } from "../cache/fill.ts";
+import { cacheKey, objectName, KEY_FORMAT_VERSION, type CacheableCommand } from "../cache/keys.ts";
+import { chooseTarget, contentRouteUrls, publicBucketUrls } from "../cache/redirect.ts";
+import { ObjectWriter, readMetadata } from "../cache/store.ts";
+import { FRAMING_MEDIA_TYPE } from "../protocol/capabilities.ts";
+import { forwardToOrigin } from "./passthrough.ts";
+import { redirectTargets } from "./targets.ts";
+import type { V2Context } from "./v2.ts";
+
+export async function answerCacheable(context: V2Context, bucket: R2Bucket, command: CacheableCommand, body: Uint8Array): Promise<Response> {
+  const { request, config } = context;
+  const key = await cacheKey({ origin: config.originUrl.href, cacheVersion: config.cacheVersion }, command);
+  const name = objectName(command.repo, command.command, key);
+  let stored: R2Object | null;
+  try {
+    stored = await bucket.head(name);
+  } catch (error) {
+    log("warn", "r2-head-failed", { name, error: String(error) });
+    return withStatus(await forwardToOrigin(request, config, context.originFetch, body), "BYPASS");
+  }
+  if (stored && Number(stored.customMetadata?.keyFormat) === KEY_FORMAT_VERSION) {
+    const hit = await answerHit(context, bucket, command, stored);
+    if (hit) return hit;
+  }
+  return answerMiss(context, bucket, command, name, body);
+}
+
+async function answerHit(context: V2Context, bucket: R2Bucket, command: CacheableCommand, stored: R2Object): Promise<Response | undefined> {
+  const { request, config } = context;
+  const metadata = readMetadata(stored);
+  const requestUrl = new URL(request.url);
+  const target = chooseTarget(command.redirect, redirectTargets(config, requestUrl));
+  if (target && metadata.size >= config.minRedirectBytes) {
+    const urls = config.publicObjectsUrl ? publicBucketUrls(config.publicObjectsUrl) : contentRouteUrls(requestUrl.origin);
+    log("info", "cache-redirect", { name: stored.key, size: metadata.size, target: target.name });
+    return redirectAnswer(command.requestId, urls(stored.key), metadata, config.redirectFullHashes);
+  }
+  const object = await bucket.get(stored.key).catch((error: unknown) => {
+    log("warn", "r2-get-failed", { name: stored.key, error: String(error) });
+    return null;
+  });
+  if (!object) return undefined; // gone or unreadable since the head: fall back to the origin
+  log("info", "cache-hit", { name: stored.key, size: metadata.size });
+  return inlineAnswer(command.requestId, object.body, command.contentEncodings);
+}
+
+async function answerMiss(context: V2Context, bucket: R2Bucket, command: CacheableCommand, name: string, body: Uint8Array): Promise<Response> {
+  const response = await forwardToOrigin(context.request, context.config, context.originFetch, body);
+  if (response.status !== 200 || response.headers.get("content-type") !== FRAMING_MEDIA_TYPE || !response.body) {
+    return withStatus(response, "MISS");
+  }
+  const writer = new ObjectWriter(bucket, name, command.command);
+  const onOutcome = (outcome: FillOutcome) =>
+    outcome.committed
+      ? log("info", "cache-fill", { name, size: outcome.object.size, sha256: outcome.object.sha256 })
+      : log("warn", "cache-fill-aborted", { name, reason: outcome.reason });
+  const filled = fillWhileStreaming(response.body, {
+    requestId: command.requestId,
+    writer,
+    onOutcome,
+    ...(context.waitUntil ? { waitUntil: context.waitUntil } : {}),
+  });
+  return withStatus(new Response(filled, response), "MISS");
+}
+
+function withStatus(response: Response, status: CacheStatus): Response {
+  const headers = new Headers(response.headers);
+  headers.set(CACHE_STATUS_HEADER, status);
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+}
+
+function log(level: "info" | "warn", event: string, fields: Record<string, unknown>): void {
+  const line = JSON.stringify({ level, event, ...fields });
+  if (level === "warn") console.warn(line);
+  else console.log(line);
+}
