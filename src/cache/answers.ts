@@ -43,16 +43,21 @@ export function inlineAnswer(requestId: number, stored: ReadableStream<Uint8Arra
   const reader = stored.getReader();
   let begun = false;
   const body = new ReadableStream<Uint8Array>({
+    // Each pull must enqueue something (or close): a pull that enqueues nothing is not called
+    // again, and the emitter holds bytes back until it has a full frame.
     async pull(controller) {
-      if (!begun) {
-        begun = true;
-        for (const frame of emitter.begin()) controller.enqueue(frame);
-        return;
+      const frames = begun ? [] : emitter.begin();
+      begun = true;
+      while (frames.length === 0) {
+        const { done, value } = await reader.read();
+        if (done) {
+          for (const frame of emitter.end()) controller.enqueue(frame);
+          controller.close();
+          return;
+        }
+        frames.push(...emitter.write(value));
       }
-      const { done, value } = await reader.read();
-      const frames = done ? emitter.end() : emitter.write(value);
       for (const frame of frames) controller.enqueue(frame);
-      if (done) controller.close();
     },
     cancel(reason) {
       return reader.cancel(reason);
