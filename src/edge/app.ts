@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { ConfigError, loadConfig, type Env } from "../config.ts";
 import { forwardToOrigin, type OriginFetch } from "./passthrough.ts";
+import { OBJECTS_ROUTE_PREFIX, handleObjectRequest } from "./objects.ts";
 import { handleHandshake, handleV2Command, type V2Context } from "./v2.ts";
 import { classify } from "./wireproto.ts";
 
@@ -23,12 +24,28 @@ function executionContext(c: { executionCtx: { waitUntil(promise: Promise<unknow
   }
 }
 
+/**
+ * The content route. Until origin authorization and signed URLs exist, cached objects are only
+ * served when the deployment declared its repositories public (ACCESS=public).
+ */
+function serveObject({ request, config, waitUntil }: V2Context): Promise<Response> | Response {
+  if (!config.objects || config.access !== "public") {
+    return new Response("hgedge: cached objects are not served by this deployment (ACCESS is not public)\n", {
+      status: 404,
+      headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
+    });
+  }
+  const cache = typeof caches === "undefined" ? undefined : caches.default;
+  return handleObjectRequest(request, config.objects, { ...(cache ? { cache } : {}), ...(waitUntil ? { waitUntil } : {}) });
+}
+
 export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {
   const originFetch: OriginFetch = options.originFetch ?? ((url, init) => fetch(url, init));
   const app = new Hono<{ Bindings: Env }>();
   app.all("*", (c) => {
     const request = c.req.raw;
     const context: V2Context = { request, config: loadConfig(c.env), originFetch, ...executionContext(c) };
+    if (new URL(request.url).pathname.startsWith(OBJECTS_ROUTE_PREFIX)) return serveObject(context);
     const hg = classify(request);
     switch (hg.kind) {
       case "handshake":

@@ -1,0 +1,95 @@
+/**
+ * Origin offload: what the origin serves for a Mercurial 5.6.1 v2 clone made directly, through
+ * hgedge with a cold cache, and through hgedge again once the cache is warm — bytes, requests
+ * and wall time, measured in one run on one machine. A recording proxy in front of the origin
+ * counts what the origin sends in every case.
+ *
+ *   npx tsx scripts/bench/offload.ts [--revs N] [--runs N]
+ *
+ * The repository is generated deterministically by `hg debugbuilddag` (linear history with a
+ * branch and a merge; new, overwritten and mergeable files; no removals, which stock 5.x
+ * origins cannot serve over v2).
+ */
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { startEdge } from "../../test/support/edge.ts";
+import { cloneArgs, hg56Path, projectRoot, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
+
+interface Measured {
+  bytes: number;
+  requests: number;
+  seconds: number;
+}
+
+function option(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? Number(process.argv[at + 1]) : fallback;
+}
+
+async function buildRepo(hg: string, dir: string, revs: number): Promise<void> {
+  await runHgOk(hg, ["init", dir]);
+  const half = Math.floor(revs / 2);
+  const dag = `+${half}:a *a+${Math.max(1, Math.floor(revs / 20))} +${revs - half}`;
+  await runHgOk(hg, ["-R", dir, "debugbuilddag", "-m", "-o", "-n", dag], { timeoutMs: 600_000 });
+}
+
+async function clone(hg: string, url: string, dest: string, exchanges: Exchange[]): Promise<Measured> {
+  const before = exchanges.length;
+  const started = performance.now();
+  await runHgOk(hg, ["clone", "-U", ...cloneArgs({ v2: true }), url, dest], { timeoutMs: 600_000 });
+  const seconds = (performance.now() - started) / 1000;
+  const served = exchanges.slice(before);
+  return { bytes: served.reduce((n, e) => n + e.responseBody.length, 0), requests: served.length, seconds };
+}
+
+async function main(): Promise<void> {
+  const hg = hg56Path();
+  if (!hg) throw new Error("Mercurial 5.6.1 is missing: run `npm run install-mercurial`");
+  const revs = option("revs", 400);
+  const work = await mkdtemp(path.join(os.tmpdir(), "hgedge-offload-"));
+  const originDir = path.join(work, "origin");
+  try {
+    await buildRepo(hg, originDir, revs);
+    const origin = await serveRepo({ hgPath: hg, repoDir: originDir, v2: true });
+    const recorder = await startRecordingProxy(origin.url);
+    const edge = await startEdge(recorder.url, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `bench-${Date.now()}` });
+    try {
+      const changesets = (await runHgOk(hg, ["-R", originDir, "log", "-T", "x"])).length;
+      const direct = await clone(hg, recorder.url, path.join(work, "direct"), recorder.exchanges);
+      const cold = await clone(hg, edge.url, path.join(work, "cold"), recorder.exchanges);
+      const warm = await clone(hg, edge.url, path.join(work, "warm"), recorder.exchanges);
+      for (const name of ["direct", "cold", "warm"]) await runHgOk(hg, ["-R", path.join(work, name), "verify"]);
+      report({ changesets, direct, cold, warm });
+    } finally {
+      await edge.stop();
+      await recorder.stop();
+      await origin.stop();
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+function report(r: { changesets: number; direct: Measured; cold: Measured; warm: Measured }): void {
+  const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(1)} %`;
+  const rows = [
+    ["origin bytes", r.direct.bytes, r.cold.bytes, r.warm.bytes, pct(r.cold.bytes, r.direct.bytes), pct(r.warm.bytes, r.direct.bytes), "warm ≤ 5 %"],
+    ["origin requests", r.direct.requests, r.cold.requests, r.warm.requests, pct(r.cold.requests, r.direct.requests), pct(r.warm.requests, r.direct.requests), "–"],
+    ["clone wall time (s)", r.direct.seconds.toFixed(2), r.cold.seconds.toFixed(2), r.warm.seconds.toFixed(2), (r.cold.seconds / r.direct.seconds).toFixed(2), (r.warm.seconds / r.direct.seconds).toFixed(2), "cold ≤ 1.1, warm ≤ 0.5"],
+  ];
+  const table = [
+    "| measure | direct | through hgedge, cold | through hgedge, warm | cold ÷ direct | warm ÷ direct | target |",
+    "|---|---:|---:|---:|---:|---:|---|",
+    ...rows.map((row) => `| ${row.join(" | ")} |`),
+  ].join("\n");
+  console.log(`repository: ${r.changesets} changesets (hg debugbuilddag), Mercurial 5.6.1 client and origin, wire protocol v2`);
+  console.log(table);
+  const out = path.join(projectRoot, "bench-results");
+  void mkdir(out, { recursive: true }).then(() => writeFile(path.join(out, "offload.json"), JSON.stringify(r, null, 2)));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

@@ -1,0 +1,432 @@
+/**
+ * The content route: `GET|HEAD /.hgedge/objects/<object name>` serves one cached command
+ * response from R2, for clients that were sent here by a content redirect (design.md, "Content
+ * route"). Objects are immutable and named by the hash of what they answer, so every answer is a
+ * strong, forever-cacheable representation: its entity tag is the SHA-256 of its bytes.
+ *
+ * HTTP semantics implemented here, all from RFC 9110:
+ * - §13.1.2 If-None-Match (weak comparison, `*`, lists) → 304 (§15.4.5).
+ * - §14 Range requests: one `bytes` range → 206 with Content-Range (§14.4); an unsatisfiable one
+ *   → 416 (§15.5.17); anything else (several ranges, other units, bad syntax) is ignored and the
+ *   whole object is sent, which §14.2 allows ("A server MAY ignore the Range header field").
+ * - §13.1.5 If-Range with a strong entity tag.
+ * - §13.2.2 the order in which those are evaluated.
+ *
+ * The bytes are never transformed: Mercurial clients ask for `Accept-Encoding: identity` and do
+ * not decode a content coding, so no Content-Encoding is ever set (workerd only compresses a body
+ * whose response says Content-Encoding: gzip/br, and `encodeBody: "manual"` turns even that off),
+ * and `no-transform` asks Cloudflare's edge not to compress on the way out either (its
+ * compression docs: "cache-control: no-transform ... prevents Cloudflare from altering
+ * compression on responses", which also keeps Content-Length intact).
+ */
+import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
+import { OBJECTS_PATH, objectPath } from "../cache/redirect.ts";
+import { OBJECT_CONTENT_TYPE } from "../cache/store.ts";
+
+/** Where redirects point on the edge itself (the cache layer builds those URLs). */
+export const OBJECTS_ROUTE_PREFIX = OBJECTS_PATH;
+
+export interface ObjectRouteOptions {
+  /** PoP cache in front of R2 (caches.default in production); undefined disables it. */
+  cache?: Cache;
+  /** waitUntil for background cache writes; when absent, awaited inline. */
+  waitUntil?: (promise: Promise<unknown>) => void;
+}
+
+/** Objects never change under their name: caches may keep them for a year without asking. */
+export const OBJECT_CACHE_CONTROL = "public, max-age=31536000, immutable, no-transform";
+/** Errors are not the object: nobody may keep them. */
+export const ERROR_CACHE_CONTROL = "no-store";
+export const ALLOWED_METHODS = "GET, HEAD";
+/** Whether the PoP cache answered (HIT) or R2 did (MISS); absent when the PoP cache was not asked. */
+export const POP_STATUS_HEADER = "x-hgedge-pop";
+/** The last segment of an object name: a cache key, lower-case hex SHA-256. */
+export const OBJECT_KEY_PATTERN = /^[0-9a-f]{64}$/;
+/** R2 refuses longer keys; a longer name cannot be an object. */
+export const MAX_OBJECT_NAME_BYTES = 1024;
+/** The name segment standing for the repository at `/` (see objectName in src/cache/keys.ts). */
+export const ROOT_REPOSITORY_SEGMENT = ".root";
+
+/** What the answers describe: the stored object as one representation (RFC 9110 §3.2). */
+interface Representation {
+  size: number;
+  /** Strong entity tag, quoted. */
+  etag: string;
+}
+
+/** Serves GET/HEAD <prefix><object name> from the bucket; other methods 405 with Allow: GET, HEAD. */
+export async function handleObjectRequest(request: Request, bucket: R2Bucket, options: ObjectRouteOptions = {}): Promise<Response> {
+  if (request.method !== "GET" && request.method !== "HEAD") return methodNotAllowed();
+  const url = new URL(request.url);
+  const name = objectNameFromPath(url.pathname);
+  if (name === undefined) return notFound("not an object name");
+  try {
+    if (!isPlainGet(request)) return await answerAfterHead(request, bucket, name);
+    if (options.cache) return await answerThroughPop(url, bucket, name, options.cache, options.waitUntil);
+    return await answerPlainGet(bucket, name);
+  } catch (error) {
+    log("error", "r2-failure", { name, error: String(error) });
+    return unavailable();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Object names
+
+/**
+ * The object name in a content-route path, or undefined when the path is not one (or tries to
+ * escape with .., empty segments, etc.).
+ *
+ * Names are `<repository path>/<command>/<key>`, each segment percent-encoded on its own (see
+ * objectPath in src/cache/redirect.ts), so a decoded segment never holds a `/`. Dot segments are
+ * refused outright rather than resolved: hgweb serves no repository path segment starting with a
+ * dot, so the only one a real name has is the leading `.root` of the root repository.
+ */
+export function objectNameFromPath(pathname: string): string | undefined {
+  if (!pathname.startsWith(OBJECTS_ROUTE_PREFIX)) return undefined;
+  const segments = pathname.slice(OBJECTS_ROUTE_PREFIX.length).split("/").map(decodeSegment);
+  if (segments.length < 3) return undefined;
+  if (!segments.every((segment, index) => segment !== undefined && isNameSegment(segment, index, segments.length))) return undefined;
+  if (!OBJECT_KEY_PATTERN.test(segments[segments.length - 1] as string)) return undefined;
+  const name = segments.join("/");
+  return new TextEncoder().encode(name).length <= MAX_OBJECT_NAME_BYTES ? name : undefined;
+}
+
+/** A segment percent-decoded, or undefined when it is not valid percent-encoded UTF-8. */
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+function isNameSegment(segment: string, index: number, count: number): boolean {
+  if (segment === "" || /[/\\\u0000-\u001f\u007f]/.test(segment)) return false;
+  if (!segment.startsWith(".")) return true;
+  return segment === ROOT_REPOSITORY_SEGMENT && index === 0 && count === 3;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers from R2
+
+/** The hot path, what every redirected client sends: one R2 read, streamed straight through. */
+async function answerPlainGet(bucket: R2Bucket, name: string): Promise<Response> {
+  const object = await bucket.get(name);
+  if (!object) return notFound("no such object");
+  const representation = await checkedRepresentation(bucket, object);
+  if (!representation) return notFound("no such object");
+  return full(object.body, representation);
+}
+
+/**
+ * HEAD, and GETs with conditions or a range: the metadata decides first, so that a 304 or a 416
+ * reads no bytes at all and a 206 reads only its range. Evaluated in the order of RFC 9110
+ * §13.2.2: If-None-Match (step 3), then If-Range (step 5), then Range.
+ */
+async function answerAfterHead(request: Request, bucket: R2Bucket, name: string): Promise<Response> {
+  const stored = await bucket.head(name);
+  if (!stored) return notFound("no such object");
+  const representation = await checkedRepresentation(bucket, stored);
+  if (!representation) return notFound("no such object");
+  if (noneMatch(request, representation.etag)) return notModified(representation);
+  if (request.method === "HEAD") return new Response(null, { headers: fullHeaders(representation) });
+  const range = honouredRange(request, representation);
+  if (!range) {
+    const body = await readStored(bucket, stored);
+    return body ? full(body, representation) : notFound("no such object");
+  }
+  const satisfiable = satisfiableRange(range, representation.size);
+  if (!satisfiable) return rangeNotSatisfiable(representation);
+  const body = await readStored(bucket, stored, satisfiable);
+  return body ? partial(body, satisfiable, representation) : notFound("no such object");
+}
+
+/**
+ * The bytes (or only `range` of them) of the object just looked at, or undefined when it has been
+ * deleted since. `onlyIf` makes sure they are that object's, not those of one written under the
+ * same name in between, whose metadata nobody checked.
+ */
+async function readStored(bucket: R2Bucket, stored: R2Object, range?: R2Range): Promise<ReadableStream | undefined> {
+  const object = await bucket.get(stored.key, { onlyIf: { etagMatches: stored.etag }, ...(range ? { range } : {}) });
+  if (!object) return undefined;
+  if (!("body" in object)) throw new Error(`${stored.key} changed between head and get`);
+  return object.body;
+}
+
+/**
+ * The representation of a stored object, or undefined (after deleting it) when it must not be
+ * served. The size R2 holds must be the size the writer counted: a disagreement means a broken
+ * write, and serving it would hand a client a truncated or padded command response.
+ * TODO: verify the full SHA-256 (and SHA-1) of the bytes as they stream, and stop serving an
+ * object whose hash is not its entity tag; until then only the size is checked.
+ * Objects written as multipart uploads carry no `size`/`sha256` yet (their metadata is fixed
+ * before the bytes are known): they are served on R2's own size and entity tag.
+ */
+async function checkedRepresentation(bucket: R2Bucket, object: R2Object): Promise<Representation | undefined> {
+  const declared = object.customMetadata?.size;
+  if (declared !== undefined && declared !== String(object.size)) {
+    if ("body" in object) await (object as R2ObjectBody).body.cancel();
+    await discardCorrupt(bucket, object, declared);
+    return undefined;
+  }
+  const sha256 = object.customMetadata?.sha256;
+  const etag = sha256 && OBJECT_KEY_PATTERN.test(sha256) ? `"${sha256}"` : object.httpEtag;
+  return { size: object.size, etag };
+}
+
+async function discardCorrupt(bucket: R2Bucket, object: R2Object, declared: string): Promise<void> {
+  log("error", "object-corrupt", { name: object.key, size: object.size, declaredSize: declared, action: "deleted" });
+  try {
+    await bucket.delete(object.key);
+  } catch (error) {
+    log("error", "object-corrupt-delete-failed", { name: object.key, error: String(error) });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PoP cache
+
+/**
+ * A GET with no Range and no conditional header: the whole object, as is, from one R2 read or
+ * the PoP cache. Of the other conditionals, If-Modified-Since and If-Unmodified-Since are ignored
+ * as RFC 9110 asks when there is no modification date (none is sent); If-Match is not evaluated.
+ */
+function isPlainGet(request: Request): boolean {
+  const conditional = ["range", "if-none-match", "if-match", "if-modified-since", "if-unmodified-since", "if-range"];
+  return request.method === "GET" && conditional.every((header) => !request.headers.has(header));
+}
+
+/**
+ * A plain GET through the PoP cache. The key is the canonical URL of the object alone — no
+ * headers, no query, the name re-encoded — so that every spelling of one object shares one
+ * entry. A miss is answered from R2 and, at the same time, stored (see storeInPop).
+ */
+async function answerThroughPop(
+  url: URL,
+  bucket: R2Bucket,
+  name: string,
+  cache: Cache,
+  waitUntil: ObjectRouteOptions["waitUntil"],
+): Promise<Response> {
+  const key = new Request(`${url.origin}${OBJECTS_ROUTE_PREFIX}${objectPath(name)}`);
+  const cached = await cache.match(key).catch((error: unknown) => {
+    log("warn", "pop-cache-match-failed", { name, error: String(error) });
+    return undefined;
+  });
+  if (cached) return withPopStatus(cached, cached.body, "HIT");
+  const response = await answerPlainGet(bucket, name);
+  if (response.status !== 200 || !response.body) return response;
+  const [toClient, toCache] = response.body.tee();
+  const stored = storeInPop(cache, key, new Response(toCache, { headers: response.headers, encodeBody: "manual" }));
+  if (waitUntil) waitUntil(stored);
+  else await stored;
+  return withPopStatus(response, toClient, "MISS");
+}
+
+/**
+ * `cache.put` pumps its branch of the tee into the cache as the runtime pumps the other branch
+ * to the client. Two native pumps on one tee advance in lockstep (kj::newTee: "the two pumps
+ * progress in lockstep, and there is no buffering"), so the tee holds no more than a chunk and
+ * memory stays flat whatever the object's size; a client that goes away leaves the cache branch
+ * to finish alone. Awaited inline (no waitUntil, as in tests) the client branch is not being read
+ * yet, so it buffers the whole object: fine for tests, not for production.
+ */
+async function storeInPop(cache: Cache, key: Request, response: Response): Promise<void> {
+  try {
+    await cache.put(key, response);
+  } catch (error) {
+    log("warn", "pop-cache-put-failed", { url: key.url, error: String(error) });
+  }
+}
+
+function withPopStatus(response: Response, body: ReadableStream | null, status: "HIT" | "MISS"): Response {
+  const headers = new Headers(response.headers);
+  headers.set(POP_STATUS_HEADER, status);
+  return new Response(body, { status: response.status, headers, encodeBody: "manual" });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditional requests (RFC 9110 §13)
+
+/**
+ * §13.1.2: "If the field value is "*", the condition is false if the origin server has a current
+ * representation for the target resource. If the field value is a list of entity tags, the
+ * condition is false if one of the listed tags matches the entity tag of the selected
+ * representation." — using the weak comparison function (§8.8.3.2): "two entity tags are
+ * equivalent if their opaque-tags match character-by-character, regardless of either or both
+ * being tagged as 'weak'". True here means: answer 304.
+ */
+function noneMatch(request: Request, etag: string): boolean {
+  const field = request.headers.get("if-none-match");
+  if (field === null) return false;
+  if (field.trim() === "*") return true;
+  const ours = opaqueTag(etag);
+  return entityTags(field).some((tag) => tag === ours);
+}
+
+/**
+ * §13.1.5: "If the entity-tag validator provided exactly matches the ETag field value for the
+ * selected representation using the strong comparison function (Section 8.8.3.2), the condition
+ * is true." An HTTP-date never holds here: no Last-Modified is sent for it to match. A request
+ * without If-Range holds trivially.
+ */
+function ifRangeHolds(request: Request, etag: string): boolean {
+  const field = request.headers.get("if-range");
+  if (field === null) return true;
+  return !etag.startsWith("W/") && field.trim() === etag;
+}
+
+/** The opaque-tags of the `entity-tag = [ weak ] opaque-tag` (§8.8.3) in a field value, W/ dropped. */
+function entityTags(field: string): string[] {
+  return [...field.matchAll(/(?:W\/)?("[^"]*")/g)].map((m) => m[1] ?? "");
+}
+
+function opaqueTag(etag: string): string {
+  return etag.replace(/^W\//, "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Range requests (RFC 9110 §14)
+
+/** `int-range = first-pos "-" [ last-pos ]` or `suffix-range = "-" suffix-length` (§14.1.1). */
+export type ByteRangeSpec = { first: number; last?: number } | { suffix: number };
+
+/**
+ * The single byte range a GET asks for and will get, or undefined: no Range, a unit other than
+ * `bytes`, a syntactically invalid range set, or several ranges. All of those are served whole —
+ * §14.2: "A server MAY ignore the Range header field" — which spares building multipart/byteranges
+ * bodies that no Mercurial client asks for. §13.2.2 step 5: "When the method is GET and both Range
+ * and If-Range are present, evaluate the If-Range precondition: if true and the Range is
+ * applicable to the selected representation, respond 206 (Partial Content); otherwise, ignore the
+ * Range header field and respond 200 (OK)". A zero-length object has no byte range to describe.
+ */
+function honouredRange(request: Request, representation: Representation): ByteRangeSpec | undefined {
+  // §14.2: "GET is the only method for which range handling is defined."
+  if (request.method !== "GET" || representation.size === 0) return undefined;
+  if (!ifRangeHolds(request, representation.etag)) return undefined;
+  return parseRange(request.headers.get("range"));
+}
+
+export function parseRange(field: string | null): ByteRangeSpec | undefined {
+  const match = field === null ? null : /^\s*bytes\s*=(.*)$/i.exec(field);
+  if (!match) return undefined;
+  // range-set = 1#range-spec; §5.6.1 lets list elements be empty.
+  const specs = (match[1] ?? "").split(",").map((spec) => spec.trim()).filter((spec) => spec !== "");
+  return specs.length === 1 ? parseRangeSpec(specs[0] as string) : undefined;
+}
+
+function parseRangeSpec(spec: string): ByteRangeSpec | undefined {
+  const match = /^(\d*)-(\d*)$/.exec(spec);
+  if (!match || (match[1] === "" && match[2] === "")) return undefined;
+  if (match[1] === "") return { suffix: Number(match[2]) };
+  const first = Number(match[1]);
+  if (match[2] === "") return { first };
+  const last = Number(match[2]);
+  // §14.1.1: "An int-range is invalid if the last-pos value is present and less than the first-pos."
+  return last < first ? undefined : { first, last };
+}
+
+/**
+ * §14.1.1: "a valid bytes range-spec is satisfiable if it is either: an int-range with a
+ * first-pos that is less than the current length of the selected representation or a
+ * suffix-range with a non-zero suffix-length"; a last-pos at or past the end, or a suffix longer
+ * than the representation, means up to its end.
+ */
+export function satisfiableRange(range: ByteRangeSpec, size: number): { offset: number; length: number } | undefined {
+  if ("suffix" in range) {
+    if (range.suffix === 0) return undefined;
+    const length = Math.min(range.suffix, size);
+    return { offset: size - length, length };
+  }
+  if (range.first >= size) return undefined;
+  const last = Math.min(range.last ?? size - 1, size - 1);
+  return { offset: range.first, length: last - range.first + 1 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+function representationHeaders(representation: Representation): Headers {
+  return new Headers({
+    "content-type": OBJECT_CONTENT_TYPE,
+    etag: representation.etag,
+    "cache-control": OBJECT_CACHE_CONTROL,
+    "accept-ranges": "bytes",
+    [CACHE_STATUS_HEADER]: "HIT",
+  });
+}
+
+function fullHeaders(representation: Representation): Headers {
+  const headers = representationHeaders(representation);
+  headers.set("content-length", String(representation.size));
+  return headers;
+}
+
+/** 200: the bytes streamed from R2 as they arrive, never held whole. */
+function full(body: ReadableStream, representation: Representation): Response {
+  return new Response(body, { headers: fullHeaders(representation), encodeBody: "manual" });
+}
+
+/** 206 (§15.3.7) with `Content-Range: bytes first-last/complete-length` (§14.4). */
+function partial(body: ReadableStream, range: { offset: number; length: number }, representation: Representation): Response {
+  const headers = representationHeaders(representation);
+  headers.set("content-range", `bytes ${range.offset}-${range.offset + range.length - 1}/${representation.size}`);
+  headers.set("content-length", String(range.length));
+  return new Response(body, { status: 206, headers, encodeBody: "manual" });
+}
+
+/**
+ * 304 (§15.4.5): "The server generating a 304 response MUST generate any of the following header
+ * fields that would have been sent in a 200 (OK) response to the same request: Content-Location,
+ * Date, ETag, and Vary; Cache-Control and Expires".
+ */
+function notModified(representation: Representation): Response {
+  const headers = new Headers({ etag: representation.etag, "cache-control": OBJECT_CACHE_CONTROL, [CACHE_STATUS_HEADER]: "HIT" });
+  return new Response(null, { status: 304, headers });
+}
+
+/**
+ * 416 (§15.5.17): "A server that generates a 416 response to a byte-range request SHOULD generate
+ * a Content-Range header field specifying the current length of the selected representation."
+ */
+function rangeNotSatisfiable(representation: Representation): Response {
+  const response = plainText(416, `range not satisfiable: the object has ${representation.size} bytes`);
+  response.headers.set("content-range", `bytes */${representation.size}`);
+  response.headers.set("etag", representation.etag);
+  return response;
+}
+
+function notFound(reason: string): Response {
+  return plainText(404, reason);
+}
+
+/**
+ * §15.5.6: "The origin server MUST generate an Allow header field in a 405 response containing a
+ * list of the target resource's currently supported methods."
+ */
+function methodNotAllowed(): Response {
+  const response = plainText(405, "only GET and HEAD are allowed here");
+  response.headers.set("allow", ALLOWED_METHODS);
+  return response;
+}
+
+/** R2 failed: the object may well be there, so ask the client to come back (§10.2.3 Retry-After). */
+function unavailable(): Response {
+  const response = plainText(503, "the object store failed; retry");
+  response.headers.set("retry-after", "1");
+  return response;
+}
+
+function plainText(status: number, reason: string): Response {
+  return new Response(`${reason}\n`, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", "cache-control": ERROR_CACHE_CONTROL },
+  });
+}
+
+function log(level: "error" | "warn", event: string, fields: Record<string, unknown>): void {
+  const line = JSON.stringify({ level, event, ...fields });
+  if (level === "error") console.error(line);
+  else console.warn(line);
+}
