@@ -6,9 +6,9 @@
  *
  *   npx tsx scripts/bench/offload.ts [--revs N] [--runs N]
  *
- * The repository is generated deterministically by `hg debugbuilddag` (linear history with a
- * branch and a merge; new, overwritten and mergeable files; no removals, which stock 5.x
- * origins cannot serve over v2).
+ * The repository is generated deterministically by scripts/bench/makerepo.py (source-like files
+ * edited a few at a time, files added over time, some binary blobs, two branches; no removals,
+ * which stock 5.x origins cannot serve over v2).
  */
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -29,9 +29,8 @@ function option(name: string, fallback: number): number {
 
 async function buildRepo(hg: string, dir: string, revs: number): Promise<void> {
   await runHgOk(hg, ["init", dir]);
-  const half = Math.floor(revs / 2);
-  const dag = `+${half}:a *a+${Math.max(1, Math.floor(revs / 20))} +${revs - half}`;
-  await runHgOk(hg, ["-R", dir, "debugbuilddag", "-m", "-o", "-n", dag], { timeoutMs: 600_000 });
+  const extension = `extensions.makerepo=${path.join(projectRoot, "scripts/bench/makerepo.py")}`;
+  await runHgOk(hg, ["--config", extension, "-R", dir, "hgedge-makerepo", String(revs)], { timeoutMs: 600_000 });
 }
 
 async function clone(hg: string, url: string, dest: string, exchanges: Exchange[]): Promise<Measured> {
@@ -46,7 +45,7 @@ async function clone(hg: string, url: string, dest: string, exchanges: Exchange[
 async function main(): Promise<void> {
   const hg = hg56Path();
   if (!hg) throw new Error("Mercurial 5.6.1 is missing: run `npm run install-mercurial`");
-  const revs = option("revs", 400);
+  const revs = option("revs", 600);
   const work = await mkdtemp(path.join(os.tmpdir(), "hgedge-offload-"));
   const originDir = path.join(work, "origin");
   try {
@@ -83,7 +82,7 @@ function report(r: { changesets: number; direct: Measured; cold: Measured; warm:
     "|---|---:|---:|---:|---:|---:|---|",
     ...rows.map((row) => `| ${row.join(" | ")} |`),
   ].join("\n");
-  console.log(`repository: ${r.changesets} changesets (hg debugbuilddag), Mercurial 5.6.1 client and origin, wire protocol v2`);
+  console.log(`repository: ${r.changesets} changesets (scripts/bench/makerepo.py), Mercurial 5.6.1 client and origin, wire protocol v2`);
   console.log(table);
   const out = path.join(projectRoot, "bench-results");
   void mkdir(out, { recursive: true }).then(() => writeFile(path.join(out, "offload.json"), JSON.stringify(r, null, 2)));
