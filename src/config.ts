@@ -104,7 +104,7 @@ function parseHttpUrl(binding: string, value: string): URL {
   try {
     url = new URL(value.trim());
   } catch {
-    throw new ConfigError(binding, `"${value}" is not a URL`);
+    throw new ConfigError(binding, `"${value}" is not a URL; expected e.g. https://hg.example.org/`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(binding, `must be http or https, got ${url.protocol}`);
   return url;
@@ -177,15 +177,7 @@ function parseOriginUrl(value: string | undefined): URL {
         "to the base URL of the Mercurial server hgedge fronts.",
     );
   }
-  let url: URL;
-  try {
-    url = new URL(value.trim());
-  } catch {
-    throw new ConfigError("ORIGIN_URL", `"${value}" is not a URL; expected e.g. https://hg.example.org/`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new ConfigError("ORIGIN_URL", `must be http or https, got ${url.protocol}`);
-  }
+  const url = parseHttpUrl("ORIGIN_URL", value);
   if (url.search || url.hash) {
     throw new ConfigError("ORIGIN_URL", "must not have a query or fragment: give the server's base URL");
   }

@@ -3,9 +3,9 @@
  * not even read), or the stored bytes re-framed inline in an encoding the client offered.
  */
 import { CBOR_MEDIA_TYPE, FRAMING_MEDIA_TYPE } from "../protocol/capabilities.ts";
-import { hexToBytes } from "./hex.ts";
 import { ResponseEmitter, encodeRedirectResponse, type RedirectLocation } from "../protocol/responses.ts";
 import { negotiateEncoding } from "../protocol/streams.ts";
+import { fromHex } from "../protocol/hex.ts";
 import type { ObjectMetadata } from "./store.ts";
 
 export const CACHE_STATUS_HEADER = "x-hgedge-cache";
@@ -23,8 +23,8 @@ export function redirectAnswer(requestId: number, url: string, metadata: ObjectM
   const location: RedirectLocation = { url, mediatype: CBOR_MEDIA_TYPE, size: metadata.size };
   if (withHashes && metadata.sha256 && metadata.sha1) {
     location.fullhashes = [
-      ["sha256", hexToBytes(metadata.sha256)],
-      ["sha1", hexToBytes(metadata.sha1)],
+      ["sha256", fromHex(metadata.sha256)],
+      ["sha1", fromHex(metadata.sha1)],
     ];
   }
   const body = encodeRedirectResponse(requestId, location);

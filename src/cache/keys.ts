@@ -10,6 +10,7 @@
  * so requests that Mercurial treats as the same command share one object.
  */
 import { HTTP_V2_API } from "../protocol/capabilities.ts";
+import { toHex } from "../protocol/hex.ts";
 import { bytes, cborMap, encode, type CborMap } from "../protocol/cbor.ts";
 import { CACHEABLE_COMMANDS, normalizeArgs } from "../protocol/commands.ts";
 import type { CommandRequest, ParsedRequestBody, RedirectRequest } from "../protocol/requests.ts";
@@ -79,7 +80,7 @@ export function keyMaterial(scope: KeyScope, request: Pick<CacheableCommand, "re
 /** Lower-case hex SHA-256 of the key material. */
 export async function cacheKey(scope: KeyScope, request: Pick<CacheableCommand, "repo" | "command" | "args">): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", encode(keyMaterial(scope, request)));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(digest);
 }
 
 /**

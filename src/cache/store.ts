@@ -5,6 +5,7 @@
  * (R2 needs ≥ 5 MiB for every part but the last) that only becomes visible on `complete`.
  * `abort` throws everything away. SHA-256, SHA-1 and the size are computed on the way.
  */
+import { toHex } from "../protocol/hex.ts";
 import { KEY_FORMAT_VERSION } from "./keys.ts";
 
 export const OBJECT_CONTENT_TYPE = "application/mercurial-cbor";
@@ -131,12 +132,8 @@ export class ObjectWriter {
   private async digests(): Promise<[string, string]> {
     await Promise.all([this.sha256Writer.close(), this.sha1Writer.close()]);
     const [a, b] = await Promise.all([this.sha256.digest, this.sha1.digest]);
-    return [hex(a), hex(b)];
+    return [toHex(a), toHex(b)];
   }
-}
-
-function hex(buffer: ArrayBuffer): string {
-  return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** The metadata of a stored object, as written by ObjectWriter. */

@@ -3,6 +3,7 @@
  * requests, capabilities answers). A body that turns out larger than the limit is handed back as
  * a stream that replays what was read, so it can still pass through untouched.
  */
+import { concatBytes } from "../protocol/frames.ts";
 
 export type BoundedBody = { kind: "bytes"; bytes: Uint8Array } | { kind: "stream"; stream: ReadableStream<Uint8Array> };
 
@@ -13,7 +14,7 @@ export async function readBounded(stream: ReadableStream<Uint8Array> | null, lim
   let total = 0;
   for (;;) {
     const { done, value } = await reader.read();
-    if (done) return { kind: "bytes", bytes: concat(chunks, total) };
+    if (done) return { kind: "bytes", bytes: concatBytes(chunks) };
     chunks.push(value);
     total += value.length;
     if (total > limit) return { kind: "stream", stream: replay(chunks, reader) };
@@ -37,17 +38,6 @@ function replay(head: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Arr
       return reader.cancel(reason);
     },
   });
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0] as Uint8Array;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
 }
 
 /** The same response with another body (headers and status kept; Content-Length fixed). */

@@ -9,7 +9,7 @@ import type { Config } from "../config.ts";
 export type OriginFetch = (url: string, init: RequestInit) => Promise<Response>;
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only: never forwarded. */
-const HOP_BY_HOP = [
+export const HOP_BY_HOP = [
   "connection",
   "keep-alive",
   "proxy-authenticate",

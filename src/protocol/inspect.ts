@@ -15,6 +15,7 @@ import {
   streamFlagNames,
   type Frame,
 } from "./frames.ts";
+import { toHex } from "./hex.ts";
 import { createStreamDecoder, type StreamDecoder } from "./streams.ts";
 
 export interface InspectedFrame {
@@ -181,10 +182,4 @@ function jsonKey(key: CborValue): string {
     return isName ? text(key) : `hex:${toHex(key)}`;
   }
   return String(key);
-}
-
-export function toHex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
 }

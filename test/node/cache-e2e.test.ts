@@ -71,6 +71,7 @@ describe.skipIf(hg56.skip)(`cache end to end${hg56.skip ? ` (skipped: ${hg56.rea
     // The origin answered none of the cacheable commands the second time.
     expect(warm.exchanges.filter((e) => CACHEABLE.test(e.path))).toEqual([]);
     // The client followed a redirect for each of them, to our content route.
+    expect(warm.output).toMatch(/\(following redirect to http:\/\/127\.0\.0\.1:\d+\/\.hgedge\/objects\/\.root\/manifestdata\/[0-9a-f]{64}\)/);
     expect(edge!.output()).toMatch(/GET \/\.hgedge\/objects\/\.root\/manifestdata\/[0-9a-f]{64} 200/);
     expect(edge!.output()).toMatch(/GET \/\.hgedge\/objects\/\.root\/filesdata\/[0-9a-f]{64} 200/);
     await runHgOk(HG56, ["-R", warm.dest, "verify"]);

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
+import { fromHex, toHex } from "../../src/protocol/hex.ts";
 import {
   BufferingDecoder,
   ByteStringChunk,
@@ -14,8 +15,7 @@ import {
 } from "../../src/protocol/cbor.ts";
 import { CborDecodeError, CborEncodeError, ProtocolError } from "../../src/protocol/errors.ts";
 
-const hex = (s: string) => new Uint8Array(s.match(/../g)?.map((b) => parseInt(b, 16)) ?? []);
-const toHex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+const hex = fromHex;
 const sha1 = (b: Uint8Array) => createHash("sha1").update(b).digest("hex");
 
 /** protocol.md §5.2: the cache key material of test-wireproto-caching.t, without `repo`. */

@@ -1,5 +1,6 @@
 /** Command requests and responses: reading them as Mercurial does, emitting what hgedge sends. */
 import { describe, expect, it } from "vitest";
+import { toHex } from "../../src/protocol/hex.ts";
 import { bytes, cborMap, decodeAll, encode, mapGet, text, type CborMap } from "../../src/protocol/cbor.ts";
 import { ProtocolError, SequenceError } from "../../src/protocol/errors.ts";
 import { DEFAULT_MAX_FRAME_SIZE, parseFrames } from "../../src/protocol/frames.ts";
@@ -16,7 +17,6 @@ import {
 } from "../../src/protocol/responses.ts";
 import { exchanges, fixtureBytes } from "../support/fixtures.ts";
 
-const toHex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 
 describe("reading requests", () => {
   it("reads the stock client's manifestdata request", async () => {

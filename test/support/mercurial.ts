@@ -14,6 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { HOP_BY_HOP as EDGE_HOP_BY_HOP } from "../../src/edge/passthrough.ts";
 import { projectRoot } from "./paths.ts";
 
 export { projectRoot };
@@ -357,18 +358,8 @@ export interface RecordingProxy {
   stop(): Promise<void>;
 }
 
-/** RFC 9110 §7.6.1: connection-specific headers a proxy must not forward. */
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-]);
+/** RFC 9110 §7.6.1: connection-specific headers a proxy must not forward (the edge's own list). */
+const HOP_BY_HOP = new Set(EDGE_HOP_BY_HOP);
 
 /** Raw header list (name, value, name, value, …) without hop-by-hop headers; `host` replaced. */
 function forwardable(raw: string[], host?: string): string[] {

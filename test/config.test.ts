@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, parseConfig, type Env } from "../src/config.ts";
+
+const base: Env = { ORIGIN_URL: "http://127.0.0.1:8000" };
+const errorOf = (env: Env) => {
+  try {
+    parseConfig(env);
+  } catch (error) {
+    return error as ConfigError;
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("config", () => {
+  it("has safe defaults", () => {
+    const config = parseConfig(base);
+    expect(config).toMatchObject({ access: "origin", cacheVersion: "1", minRedirectBytes: 32768, redirectFullHashes: false, redirectMode: "replace", originTimeoutMs: 30000 });
+    expect(config.redirectTargets).toBeUndefined();
+    expect(config.publicObjectsUrl).toBeUndefined();
+  });
+
+  it.each([
+    [{ ORIGIN_URL: undefined }, "ORIGIN_URL", /is not set/],
+    [{ ORIGIN_URL: "not a url" }, "ORIGIN_URL", /is not a URL/],
+    [{ ORIGIN_URL: "ftp://x" }, "ORIGIN_URL", /http or https/],
+    [{ ORIGIN_URL: "http://x/?a=1" }, "ORIGIN_URL", /query/],
+    [{ ORIGIN_TIMEOUT_MS: "0" }, "ORIGIN_TIMEOUT_MS", /positive whole number/],
+    [{ ACCESS: "everyone" }, "ACCESS", /one of origin, public/],
+    [{ REDIRECT_MODE: "merge" }, "REDIRECT_MODE", /replace.*append/],
+    [{ MIN_REDIRECT_BYTES: "-1" }, "MIN_REDIRECT_BYTES", /whole number/],
+    [{ REDIRECT_FULLHASHES: "yes" }, "REDIRECT_FULLHASHES", /false, true/],
+    [{ PUBLIC_OBJECTS_URL: "s3://bucket" }, "PUBLIC_OBJECTS_URL", /http or https/],
+    [{ REDIRECT_TARGETS: "{" }, "REDIRECT_TARGETS", /not valid JSON/],
+    [{ REDIRECT_TARGETS: "[]" }, "REDIRECT_TARGETS", /non-empty/],
+    [{ REDIRECT_TARGETS: '[{"name":"a","protocol":"https","uris":["https://a/"],"tlsversions":["1.3"]}]' }, "REDIRECT_TARGETS", /must include one of 1.0, 1.1, 1.2/],
+    [{ REDIRECT_TARGETS: '[{"name":"a","protocol":"http","uris":["http://a/"]},{"name":"a","protocol":"http","uris":["http://b/"]}]' }, "REDIRECT_TARGETS", /used twice/],
+    [{ REDIRECT_TARGETS: '[{"name":"a","protocol":"http","uris":[]}]' }, "REDIRECT_TARGETS", /uris/],
+    [{ REDIRECT_TARGETS: '[{"name":"a","protocol":"http","uris":["http://a/"],"priority":1}]' }, "REDIRECT_TARGETS", /unknown key "priority"/],
+  ])("refuses %o, naming %s", (override, binding, message) => {
+    const error = errorOf({ ...base, ...override } as Env);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.binding).toBe(binding);
+    expect(error.message).toMatch(message);
+  });
+
+  it("reads redirect targets as Mercurial clients will see them", () => {
+    const config = parseConfig({
+      ...base,
+      REDIRECT_TARGETS: '[{"name":"r2-eu","protocol":"https","uris":["https://objects.example/"],"snirequired":true,"tlsversions":["1.2","1.3"]}]',
+      REDIRECT_MODE: "append",
+      ACCESS: "public",
+    });
+    expect(config.redirectTargets).toEqual([
+      { name: "r2-eu", protocol: "https", uris: ["https://objects.example/"], snirequired: true, tlsversions: ["1.2", "1.3"] },
+    ]);
+    expect(config.redirectMode).toBe("append");
+    expect(config.access).toBe("public");
+  });
+});
