@@ -7,6 +7,8 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
+    // The JSON report feeds the plain "N passed, N failed" line .ci/run prints at the end.
+    reporters: ["default", ["json", { outputFile: "test-results/node.json" }]],
     include: ["test/node/**/*.test.ts"],
     environment: "node",
     testTimeout: 180_000,

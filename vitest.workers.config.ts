@@ -34,6 +34,8 @@ export default defineConfig({
     }),
   ],
   test: {
+    // The JSON report feeds the plain "N passed, N failed" line .ci/run prints at the end.
+    reporters: ["default", ["json", { outputFile: "test-results/workers.json" }]],
     include: ["test/protocol/**/*.test.ts", "test/edge/**/*.test.ts", "test/cache/**/*.test.ts", "test/*.test.ts"],
     testTimeout: 60_000,
   },

@@ -3,7 +3,8 @@
  * requests, capabilities answers). A body that turns out larger than the limit is handed back as
  * a stream that replays what was read, so it can still pass through untouched.
  */
-import { concatBytes } from "../protocol/frames.ts";
+import { FrameParser, concatBytes, type Frame } from "../protocol/frames.ts";
+import { ProtocolError } from "../protocol/errors.ts";
 
 export type BoundedBody = { kind: "bytes"; bytes: Uint8Array } | { kind: "stream"; stream: ReadableStream<Uint8Array> };
 
@@ -18,6 +19,31 @@ export async function readBounded(stream: ReadableStream<Uint8Array> | null, lim
     chunks.push(value);
     total += value.length;
     if (total > limit) return { kind: "stream", stream: replay(chunks, reader) };
+  }
+}
+
+/**
+ * Reads just enough of a framed body to see its first frame; the stream handed back replays
+ * those bytes, so the body can still pass through untouched. `frame` is undefined when the body
+ * ended or is not framed.
+ */
+export async function peekFirstFrame(stream: ReadableStream<Uint8Array>): Promise<{ frame?: Frame; stream: ReadableStream<Uint8Array> }> {
+  const reader = stream.getReader();
+  const parser = new FrameParser();
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { stream: replay(chunks, reader) };
+    chunks.push(value);
+    let frames: Frame[];
+    try {
+      frames = parser.push(value);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      return { stream: replay(chunks, reader) };
+    }
+    const [frame] = frames;
+    if (frame) return { frame, stream: replay(chunks, reader) };
   }
 }
 

@@ -10,11 +10,19 @@ import { cacheKey, objectName, KEY_FORMAT_VERSION, type CacheableCommand } from 
 import { chooseTarget, contentRouteUrls, publicBucketUrls } from "../cache/redirect.ts";
 import { ObjectWriter, readMetadata } from "../cache/store.ts";
 import { FRAMING_MEDIA_TYPE } from "../protocol/capabilities.ts";
+import type { ParsedRequestBody } from "../protocol/requests.ts";
 import { forwardToOrigin } from "./passthrough.ts";
+import { forwardV2Request } from "./retry.ts";
 import { redirectTargets } from "./targets.ts";
 import type { V2Context } from "./v2.ts";
 
-export async function answerCacheable(context: V2Context, bucket: R2Bucket, command: CacheableCommand, body: Uint8Array): Promise<Response> {
+export async function answerCacheable(
+  context: V2Context,
+  bucket: R2Bucket,
+  command: CacheableCommand,
+  parsed: ParsedRequestBody,
+  body: Uint8Array,
+): Promise<Response> {
   const { request, config } = context;
   const key = await cacheKey({ origin: config.originUrl.href, cacheVersion: config.cacheVersion }, command);
   const name = objectName(command.repo, command.command, key);
@@ -29,7 +37,7 @@ export async function answerCacheable(context: V2Context, bucket: R2Bucket, comm
     const hit = await answerHit(context, bucket, command, stored);
     if (hit) return hit;
   }
-  return answerMiss(context, bucket, command, name, body);
+  return answerMiss(context, bucket, command, name, parsed, body);
 }
 
 async function answerHit(context: V2Context, bucket: R2Bucket, command: CacheableCommand, stored: R2Object): Promise<Response | undefined> {
@@ -51,8 +59,16 @@ async function answerHit(context: V2Context, bucket: R2Bucket, command: Cacheabl
   return inlineAnswer(command.requestId, object.body, command.contentEncodings);
 }
 
-async function answerMiss(context: V2Context, bucket: R2Bucket, command: CacheableCommand, name: string, body: Uint8Array): Promise<Response> {
-  const response = await forwardToOrigin(context.request, context.config, context.originFetch, body);
+async function answerMiss(
+  context: V2Context,
+  bucket: R2Bucket,
+  command: CacheableCommand,
+  name: string,
+  parsed: ParsedRequestBody,
+  body: Uint8Array,
+): Promise<Response> {
+  // A retried filesdata answer is a valid answer to the original request: stored under its key.
+  const response = await forwardV2Request(context, command.repo, parsed, body);
   if (response.status !== 200 || response.headers.get("content-type") !== FRAMING_MEDIA_TYPE || !response.body) {
     return withStatus(response, "MISS");
   }

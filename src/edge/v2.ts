@@ -15,6 +15,7 @@ import { parseRequestBody, type ParsedRequestBody } from "../protocol/requests.t
 import { cacheability } from "../cache/keys.ts";
 import { readBounded, withBody } from "./bodies.ts";
 import { answerCacheable } from "./cached.ts";
+import { forwardV2Request } from "./retry.ts";
 import { redirectTargets } from "./targets.ts";
 import { forwardToOrigin, type OriginFetch } from "./passthrough.ts";
 import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
@@ -56,9 +57,9 @@ export async function handleV2Command(context: V2Context, target: { repo: string
   const parsed = parseQuietly(body.bytes);
   if (parsed && config.objects && config.access === "public") {
     const verdict = cacheability(parsed, target.repo, target.permission, command);
-    if (verdict.cacheable) return answerCacheable(context, config.objects, verdict.request, body.bytes);
+    if (verdict.cacheable) return answerCacheable(context, config.objects, verdict.request, parsed, body.bytes);
   }
-  const response = await forwardToOrigin(request, config, originFetch, body.bytes);
+  const response = await forwardV2Request(context, target.repo, parsed, body.bytes);
   if (command === "capabilities" && parsed && response.status === 200 && response.headers.get("content-type") === FRAMING_MEDIA_TYPE) {
     const targets = redirectTargets(config, new URL(request.url));
     return bypass(await rewriteBody(response, (bytes) => rewriteCapabilitiesResponse(bytes, targets, config.redirectMode)));

@@ -1,0 +1,60 @@
+/**
+ * Routing around the stock 5.x origin's filesdata failure on removed files (see
+ * src/protocol/originbugs.ts): when the origin answers a filesdata request with exactly that
+ * failure before any output, the request goes again once with `haveparents: false`, and the
+ * client gets the second answer as if it were the only one. Only the first frame is held back
+ * to decide. Requests the origin answers correctly are never changed, and no other error is
+ * retried. Requests that failed once go straight to the working form afterwards (remembered
+ * per isolate).
+ */
+import { FRAMING_MEDIA_TYPE } from "../protocol/capabilities.ts";
+import { encode } from "../protocol/cbor.ts";
+import { toHex } from "../protocol/hex.ts";
+import { asksForParents, isRemovedFileFailure, withoutParents } from "../protocol/originbugs.ts";
+import type { ParsedRequestBody } from "../protocol/requests.ts";
+import { peekFirstFrame } from "./bodies.ts";
+import { forwardToOrigin } from "./passthrough.ts";
+import type { V2Context } from "./v2.ts";
+
+/** Requests known to hit the bug, by origin, repository and arguments. */
+const knownAffected = new Set<string>();
+const MAX_REMEMBERED = 10_000;
+
+export interface RetryStats {
+  retries: number;
+  direct: number;
+}
+
+/** Counters for this isolate (logs carry every event too). */
+export const retryStats: RetryStats = { retries: 0, direct: 0 };
+
+/** Forwards a v2 command request, retrying a filesdata request that hits the origin's bug. */
+export async function forwardV2Request(context: V2Context, repo: string, parsed: ParsedRequestBody | undefined, body: Uint8Array): Promise<Response> {
+  const { request, config, originFetch } = context;
+  const command = parsed?.commands.length === 1 ? parsed.commands[0] : undefined;
+  if (!parsed || !command || !asksForParents(command)) return forwardToOrigin(request, config, originFetch, body);
+
+  const id = `${config.originUrl.href}|${repo}|${toHex(encode(command.args))}`;
+  const workingForm = () => withoutParents(body, parsed, command);
+  if (knownAffected.has(id)) {
+    retryStats.direct += 1;
+    log("filesdata-without-parents", { repo, reason: "known to hit the origin's removed-file failure" });
+    return forwardToOrigin(request, config, originFetch, workingForm());
+  }
+  const response = await forwardToOrigin(request, config, originFetch, body);
+  if (response.status !== 200 || response.headers.get("content-type") !== FRAMING_MEDIA_TYPE || !response.body) return response;
+  const peeked = await peekFirstFrame(response.body);
+  if (!peeked.frame || !isRemovedFileFailure(peeked.frame, command.requestId)) {
+    return new Response(peeked.stream, response);
+  }
+  await peeked.stream.cancel("retrying without parents");
+  if (knownAffected.size >= MAX_REMEMBERED) knownAffected.clear();
+  knownAffected.add(id);
+  retryStats.retries += 1;
+  log("filesdata-retry", { repo, reason: "origin failed on a removed file; retrying with haveparents=false" });
+  return forwardToOrigin(request, config, originFetch, workingForm());
+}
+
+function log(event: string, fields: Record<string, unknown>): void {
+  console.warn(JSON.stringify({ level: "warn", event, ...fields }));
+}
