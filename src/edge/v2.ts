@@ -11,6 +11,7 @@ import {
   rewriteHandshake,
 } from "../protocol/capabilities.ts";
 import { ProtocolError } from "../protocol/errors.ts";
+import { PUSH_COMMANDS } from "../protocol/commands.ts";
 import { parseRequestBody, type ParsedRequestBody } from "../protocol/requests.ts";
 import { cacheability } from "../cache/keys.ts";
 import { readBounded, withBody } from "./bodies.ts";
@@ -48,6 +49,7 @@ export async function handleHandshake({ request, config, originFetch }: V2Contex
 export async function handleV2Command(context: V2Context, target: { repo: string; permission: "ro" | "rw"; command: string }): Promise<Response> {
   const { request, config, originFetch } = context;
   const { command } = target;
+  if (target.permission === "ro" && PUSH_COMMANDS.has(command)) return refusePushOnReadOnly(command);
   if (request.method !== "POST") return forwardToOrigin(request, config, originFetch);
   const body = await readBounded(request.body, MAX_V2_REQUEST_BYTES);
   if (body.kind === "stream") {
@@ -79,6 +81,18 @@ function parseQuietly(body: Uint8Array): ParsedRequestBody | undefined {
     console.warn(JSON.stringify({ level: "warn", event: "v2-request-unparsed", code: error.code, reason: error.message }));
     return undefined;
   }
+}
+
+/**
+ * A write command on the read-only URL: the 5.x origin would run it with pull permission only,
+ * so hgedge answers as Mercurial does for a write command in `ro/multirequest`.
+ */
+function refusePushOnReadOnly(command: string): Response {
+  console.warn(JSON.stringify({ level: "warn", event: "push-command-on-ro-refused", command }));
+  return new Response(`insufficient permissions to execute command: ${command}`, {
+    status: 403,
+    headers: { "content-type": "text/plain", [CACHE_STATUS_HEADER]: "BYPASS" },
+  });
 }
 
 function bypass(response: Response): Response {

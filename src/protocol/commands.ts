@@ -67,6 +67,12 @@ export const CACHEABLE_COMMANDS: Record<string, CommandSpec> = {
   },
 };
 
+/**
+ * Commands that need push permission (5.x: only pushkey). Mercurial 5.x executes them even on
+ * the read-only `ro/<command>` URL with pull permission only (protocol.md §1.2, §7 item 29a).
+ */
+export const PUSH_COMMANDS: ReadonlySet<string> = new Set(["pushkey"]);
+
 export type Normalized = { ok: true; args: CborMap } | { ok: false; reason: string };
 
 /**

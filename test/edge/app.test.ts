@@ -230,6 +230,24 @@ describe("capabilities handshake", () => {
 });
 
 describe("v2 commands", () => {
+  it("refuses a write command on the read-only URL, which the origin would run with pull permission", async () => {
+    const origin = scriptedOrigin(() => new Response("should not be asked"));
+    for (const permission of ["ro", "rw"]) {
+      const request = new Request(`${EDGE}/api/exp-http-v2-0003/${permission}/pushkey`, {
+        method: "POST",
+        headers: { accept: "application/mercurial-exp-framing-0006", "content-type": "application/mercurial-exp-framing-0006" },
+        body: new Uint8Array(0),
+      });
+      const response = await app(origin.originFetch)(request);
+      if (permission === "ro") {
+        expect(response.status).toBe(403);
+        expect(await response.text()).toBe("insufficient permissions to execute command: pushkey");
+      }
+    }
+    // Only the rw request reached the origin, which checks push permission there.
+    expect(origin.seen.map((s) => s.url)).toEqual([`${ORIGIN}/api/exp-http-v2-0003/rw/pushkey`]);
+  });
+
   it("rewrites the v2 capabilities command's descriptor", async () => {
     const [, capabilities] = await exchanges("cmd-capabilities");
     const origin = scriptedOrigin(() => recordedResponse(capabilities!));
