@@ -25,6 +25,12 @@ export interface Env {
   REDIRECT_FULLHASHES?: string;
   /** An R2 custom domain serving the bucket; redirects for public objects point there. */
   PUBLIC_OBJECTS_URL?: string;
+  /** Seconds an origin's "yes, this client may read" is remembered. */
+  ACCESS_TTL?: string;
+  /** Seconds a signed object URL stays valid. */
+  URL_TTL?: string;
+  /** Secret: HMAC key for signed object URLs (required unless ACCESS=public). */
+  SIGNING_KEY?: string;
 }
 
 export type Access = "public" | "origin";
@@ -43,6 +49,11 @@ export interface Config {
   minRedirectBytes: number;
   redirectFullHashes: boolean;
   publicObjectsUrl?: URL;
+  accessTtlSeconds: number;
+  urlTtlSeconds: number;
+  signingKey?: string;
+  /** Why cached data must not be served (a configuration problem), if it must not. */
+  cacheRefusal?: string;
 }
 
 export class ConfigError extends Error {
@@ -76,11 +87,24 @@ export function parseConfig(env: Env): Config {
     cacheVersion: (env.CACHE_VERSION ?? "").trim() || "1",
     minRedirectBytes: parseCount("MIN_REDIRECT_BYTES", env.MIN_REDIRECT_BYTES, 32_768),
     redirectFullHashes: parseChoice("REDIRECT_FULLHASHES", env.REDIRECT_FULLHASHES, ["false", "true"] as const) === "true",
+    accessTtlSeconds: parseCount("ACCESS_TTL", env.ACCESS_TTL, 60),
+    urlTtlSeconds: parsePositiveInt("URL_TTL", env.URL_TTL, 300),
   };
   const targets = parseRedirectTargets(env.REDIRECT_TARGETS);
   if (targets) config.redirectTargets = targets;
   if (env.OBJECTS) config.objects = env.OBJECTS;
   if (env.PUBLIC_OBJECTS_URL?.trim()) config.publicObjectsUrl = parseHttpUrl("PUBLIC_OBJECTS_URL", env.PUBLIC_OBJECTS_URL);
+  if (env.SIGNING_KEY) {
+    if (env.SIGNING_KEY.length < 32) throw new ConfigError("SIGNING_KEY", "must be at least 32 characters: generate one with `openssl rand -hex 32`");
+    config.signingKey = env.SIGNING_KEY;
+  }
+  if (!config.objects) config.cacheRefusal = "no OBJECTS bucket is bound";
+  else if (config.access === "origin" && !config.signingKey) {
+    // Serving unsigned URLs for private repositories would hand the data to anyone holding one.
+    config.cacheRefusal =
+      "SIGNING_KEY is not set, and ACCESS=origin needs it to sign object URLs: set the secret " +
+      "(`wrangler secret put SIGNING_KEY`) or declare the repositories public with ACCESS=public";
+  }
   return config;
 }
 
@@ -95,7 +119,7 @@ function parseChoice<T extends string>(binding: string, value: string | undefine
 function parseCount(binding: string, value: string | undefined, fallback: number): number {
   if (value === undefined || value.trim() === "") return fallback;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(binding, `must be a whole number of bytes, got "${value}"`);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(binding, `must be a whole number (0 or more), got "${value}"`);
   return n;
 }
 

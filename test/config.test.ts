@@ -17,6 +17,12 @@ describe("config", () => {
     expect(config).toMatchObject({ access: "origin", cacheVersion: "1", minRedirectBytes: 32768, redirectFullHashes: false, redirectMode: "replace", originTimeoutMs: 30000 });
     expect(config.redirectTargets).toBeUndefined();
     expect(config.publicObjectsUrl).toBeUndefined();
+    expect(config).toMatchObject({ accessTtlSeconds: 60, urlTtlSeconds: 300 });
+    // Without a bucket, or with ACCESS=origin and no SIGNING_KEY, cached data is never served.
+    expect(config.cacheRefusal).toMatch(/no OBJECTS bucket/);
+    expect(parseConfig({ ...base, OBJECTS: {} as R2Bucket }).cacheRefusal).toMatch(/SIGNING_KEY is not set/);
+    expect(parseConfig({ ...base, OBJECTS: {} as R2Bucket, SIGNING_KEY: "x".repeat(32) }).cacheRefusal).toBeUndefined();
+    expect(parseConfig({ ...base, OBJECTS: {} as R2Bucket, ACCESS: "public" }).cacheRefusal).toBeUndefined();
   });
 
   it.each([
@@ -30,6 +36,9 @@ describe("config", () => {
     [{ MIN_REDIRECT_BYTES: "-1" }, "MIN_REDIRECT_BYTES", /whole number/],
     [{ REDIRECT_FULLHASHES: "yes" }, "REDIRECT_FULLHASHES", /false, true/],
     [{ PUBLIC_OBJECTS_URL: "s3://bucket" }, "PUBLIC_OBJECTS_URL", /http or https/],
+    [{ SIGNING_KEY: "short" }, "SIGNING_KEY", /at least 32 characters/],
+    [{ URL_TTL: "0" }, "URL_TTL", /positive whole number/],
+    [{ ACCESS_TTL: "soon" }, "ACCESS_TTL", /whole number/],
     [{ REDIRECT_TARGETS: "{" }, "REDIRECT_TARGETS", /not valid JSON/],
     [{ REDIRECT_TARGETS: "[]" }, "REDIRECT_TARGETS", /non-empty/],
     [{ REDIRECT_TARGETS: '[{"name":"a","protocol":"https","uris":["https://a/"],"tlsversions":["1.3"]}]' }, "REDIRECT_TARGETS", /must include one of 1.0, 1.1, 1.2/],

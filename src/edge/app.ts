@@ -5,7 +5,8 @@
 import { Hono } from "hono";
 import { ConfigError, loadConfig, type Env } from "../config.ts";
 import { forwardToOrigin, type OriginFetch } from "./passthrough.ts";
-import { OBJECTS_ROUTE_PREFIX, handleObjectRequest } from "./objects.ts";
+import { checkSignature } from "../cache/signing.ts";
+import { OBJECTS_ROUTE_PREFIX, handleObjectRequest, objectNameFromPath } from "./objects.ts";
 import { handleHandshake, handleV2Command, type V2Context } from "./v2.ts";
 import { classify } from "./wireproto.ts";
 
@@ -25,18 +26,32 @@ function executionContext(c: { executionCtx: { waitUntil(promise: Promise<unknow
 }
 
 /**
- * The content route. Until origin authorization and signed URLs exist, cached objects are only
- * served when the deployment declared its repositories public (ACCESS=public).
+ * The content route. Objects of public repositories are served to anyone; the others only on a
+ * URL that hgedge signed (after the origin said yes to that client) and that has not expired.
  */
-function serveObject({ request, config, waitUntil }: V2Context): Promise<Response> | Response {
-  if (!config.objects || config.access !== "public") {
-    return new Response("hgedge: cached objects are not served by this deployment (ACCESS is not public)\n", {
-      status: 404,
-      headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
-    });
+async function serveObject({ request, config, waitUntil }: V2Context): Promise<Response> {
+  if (!config.objects || config.cacheRefusal) {
+    return plainError(503, `hgedge: cached objects are not served: ${config.cacheRefusal ?? "no OBJECTS bucket is bound"}`);
   }
   const cache = typeof caches === "undefined" ? undefined : caches.default;
-  return handleObjectRequest(request, config.objects, { ...(cache ? { cache } : {}), ...(waitUntil ? { waitUntil } : {}) });
+  const options = { ...(cache ? { cache } : {}), ...(waitUntil ? { waitUntil } : {}) };
+  if (config.access === "public") return handleObjectRequest(request, config.objects, options);
+  const url = new URL(request.url);
+  const name = objectNameFromPath(url.pathname);
+  const check = name ? await checkSignature(url, name, config.signingKey as string) : { valid: false as const, reason: "not an object" };
+  if (!check.valid) {
+    console.warn(JSON.stringify({ level: "warn", event: "object-url-refused", reason: check.reason }));
+    return plainError(403, `hgedge: ${check.reason}`);
+  }
+  const response = await handleObjectRequest(request, config.objects, options);
+  // Private data: no shared cache may keep it, and no client beyond the URL's lifetime.
+  const headers = new Headers(response.headers);
+  headers.set("cache-control", `private, max-age=${Math.max(0, check.expires - Math.floor(Date.now() / 1000))}`);
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers, encodeBody: "manual" });
+}
+
+function plainError(status: number, message: string): Response {
+  return new Response(`${message}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
 }
 
 export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {

@@ -11,7 +11,10 @@ import { chooseTarget, contentRouteUrls, publicBucketUrls } from "../cache/redir
 import { ObjectWriter, readMetadata } from "../cache/store.ts";
 import { FRAMING_MEDIA_TYPE } from "../protocol/capabilities.ts";
 import type { ParsedRequestBody } from "../protocol/requests.ts";
-import { forwardToOrigin } from "./passthrough.ts";
+import type { Config } from "../config.ts";
+import { AccessMemo } from "../cache/access.ts";
+import { signedUrls } from "../cache/signing.ts";
+import { forwardToOrigin, originUrlFor } from "./passthrough.ts";
 import { forwardV2Request } from "./retry.ts";
 import { redirectTargets } from "./targets.ts";
 import type { V2Context } from "./v2.ts";
@@ -42,13 +45,16 @@ export async function answerCacheable(
 
 async function answerHit(context: V2Context, bucket: R2Bucket, command: CacheableCommand, stored: R2Object): Promise<Response | undefined> {
   const { request, config } = context;
+  if (config.access === "origin" && !(await accessMemo(config).mayRead(request, originRepoUrl(config, command.repo), context.originFetch))) {
+    log("info", "cache-access-denied", { repo: command.repo });
+    return undefined; // the origin answers, with its own 401/403
+  }
   const metadata = readMetadata(stored);
   const requestUrl = new URL(request.url);
   const target = chooseTarget(command.redirect, redirectTargets(config, requestUrl));
   if (target && metadata.size >= config.minRedirectBytes) {
-    const urls = config.publicObjectsUrl ? publicBucketUrls(config.publicObjectsUrl) : contentRouteUrls(requestUrl.origin);
     log("info", "cache-redirect", { name: stored.key, size: metadata.size, target: target.name });
-    return redirectAnswer(command.requestId, urls(stored.key), metadata, config.redirectFullHashes);
+    return redirectAnswer(command.requestId, await objectUrl(config, requestUrl, stored.key), metadata, config.redirectFullHashes);
   }
   const object = await bucket.get(stored.key).catch((error: unknown) => {
     log("warn", "r2-get-failed", { name: stored.key, error: String(error) });
@@ -84,6 +90,29 @@ async function answerMiss(
     ...(context.waitUntil ? { waitUntil: context.waitUntil } : {}),
   });
   return withStatus(new Response(filled, response), "MISS");
+}
+
+/**
+ * Where a redirect points: for public repositories the R2 custom domain if there is one, else
+ * the content route; for the others always a signed, expiring content-route URL.
+ */
+async function objectUrl(config: Config, requestUrl: URL, name: string): Promise<string> {
+  const route = contentRouteUrls(requestUrl.origin);
+  if (config.access === "public") return (config.publicObjectsUrl ? publicBucketUrls(config.publicObjectsUrl) : route)(name);
+  const sign = await signedUrls(route, config.signingKey as string, config.urlTtlSeconds);
+  return sign(name);
+}
+
+const memos = new WeakMap<Config, AccessMemo>();
+
+function accessMemo(config: Config): AccessMemo {
+  let memo = memos.get(config);
+  if (!memo) memos.set(config, (memo = new AccessMemo(config.accessTtlSeconds)));
+  return memo;
+}
+
+function originRepoUrl(config: Config, repo: string): URL {
+  return originUrlFor(config, new URL(repo, "http://edge.invalid/"));
 }
 
 function withStatus(response: Response, status: CacheStatus): Response {

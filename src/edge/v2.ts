@@ -57,9 +57,10 @@ export async function handleV2Command(context: V2Context, target: { repo: string
     return bypass(await forwardToOrigin(new Request(request, { body: body.stream }), config, originFetch));
   }
   const parsed = parseQuietly(body.bytes);
-  if (parsed && config.objects && config.access === "public") {
+  if (parsed && config.objects) {
     const verdict = cacheability(parsed, target.repo, target.permission, command);
-    if (verdict.cacheable) return answerCacheable(context, config.objects, verdict.request, parsed, body.bytes);
+    if (verdict.cacheable && !config.cacheRefusal) return answerCacheable(context, config.objects, verdict.request, parsed, body.bytes);
+    if (verdict.cacheable) console.error(JSON.stringify({ level: "error", event: "cache-refused", reason: config.cacheRefusal }));
   }
   const response = await forwardV2Request(context, target.repo, parsed, body.bytes);
   if (command === "capabilities" && parsed && response.status === 200 && response.headers.get("content-type") === FRAMING_MEDIA_TYPE) {
