@@ -5,6 +5,7 @@
  */
 
 import type { RedirectMode, RedirectTarget } from "./protocol/capabilities.ts";
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "./protocol/requests.ts";
 
 export interface Env {
   ORIGIN_URL?: string;
@@ -31,6 +32,13 @@ export interface Env {
   URL_TTL?: string;
   /** Secret: HMAC key for signed object URLs (required unless ACCESS=public). */
   SIGNING_KEY?: string;
+  /** Limits on v2 command requests (see README). */
+  REQUEST_MAX_BYTES?: string;
+  REQUEST_MAX_FRAMES?: string;
+  CBOR_MAX_DEPTH?: string;
+  CBOR_MAX_ITEMS?: string;
+  /** Milliseconds an origin body may stay silent while hgedge stores it, before both are abandoned. */
+  ORIGIN_IDLE_TIMEOUT_MS?: string;
 }
 
 export type Access = "public" | "origin";
@@ -54,6 +62,9 @@ export interface Config {
   signingKey?: string;
   /** Why cached data must not be served (a configuration problem), if it must not. */
   cacheRefusal?: string;
+  /** What a v2 command request may be; past any of it the request is refused. */
+  limits: RequestLimits;
+  originIdleTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -88,6 +99,14 @@ export function parseConfig(env: Env): Config {
     minRedirectBytes: parseCount("MIN_REDIRECT_BYTES", env.MIN_REDIRECT_BYTES, 32_768),
     redirectFullHashes: parseChoice("REDIRECT_FULLHASHES", env.REDIRECT_FULLHASHES, ["false", "true"] as const) === "true",
     accessTtlSeconds: parseCount("ACCESS_TTL", env.ACCESS_TTL, 60),
+    limits: {
+      ...DEFAULT_REQUEST_LIMITS,
+      maxRequestBytes: parsePositiveInt("REQUEST_MAX_BYTES", env.REQUEST_MAX_BYTES, DEFAULT_REQUEST_LIMITS.maxRequestBytes),
+      maxFrames: parsePositiveInt("REQUEST_MAX_FRAMES", env.REQUEST_MAX_FRAMES, DEFAULT_REQUEST_LIMITS.maxFrames),
+      maxDepth: parsePositiveInt("CBOR_MAX_DEPTH", env.CBOR_MAX_DEPTH, DEFAULT_REQUEST_LIMITS.maxDepth),
+      maxCollectionSize: parsePositiveInt("CBOR_MAX_ITEMS", env.CBOR_MAX_ITEMS, DEFAULT_REQUEST_LIMITS.maxCollectionSize),
+    },
+    originIdleTimeoutMs: parsePositiveInt("ORIGIN_IDLE_TIMEOUT_MS", env.ORIGIN_IDLE_TIMEOUT_MS, 60_000),
     urlTtlSeconds: parsePositiveInt("URL_TTL", env.URL_TTL, 300),
   };
   const targets = parseRedirectTargets(env.REDIRECT_TARGETS);

@@ -23,6 +23,11 @@ export interface FillOptions {
   waitUntil?: (promise: Promise<unknown>) => void;
   /** Told once what happened, for logs and stats. */
   onOutcome?: (outcome: FillOutcome) => void;
+  /**
+   * How long the origin may send nothing before the fill and the client's stream are abandoned:
+   * a stalled origin must not hold an upload (and a client) open forever.
+   */
+  idleTimeoutMs?: number;
 }
 
 export function fillWhileStreaming(upstream: ReadableStream<Uint8Array>, options: FillOptions): ReadableStream<Uint8Array> {
@@ -32,7 +37,7 @@ export function fillWhileStreaming(upstream: ReadableStream<Uint8Array>, options
     async pull(controller) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
-        chunk = await reader.read();
+        chunk = await readWithin(reader, options.idleTimeoutMs);
       } catch (error) {
         // The origin's connection broke: the client sees the same failure.
         await fill.abandon(`origin stream failed: ${String(error)}`);
@@ -52,6 +57,27 @@ export function fillWhileStreaming(upstream: ReadableStream<Uint8Array>, options
       await reader.cancel(reason);
     },
   });
+}
+
+class OriginStalled extends Error {
+  override readonly name = "OriginStalled";
+}
+
+/** reader.read(), or an OriginStalled error (and the origin's stream cancelled) after `ms`. */
+async function readWithin(reader: ReadableStreamDefaultReader<Uint8Array>, ms: number | undefined): Promise<ReadableStreamReadResult<Uint8Array>> {
+  if (ms === undefined) return reader.read();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new OriginStalled(`the origin sent nothing for ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([reader.read(), stalled]);
+  } catch (error) {
+    if (error instanceof OriginStalled) void reader.cancel(error.message).catch(() => undefined);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 class Fill {

@@ -87,6 +87,7 @@ async function answerMiss(
     requestId: command.requestId,
     writer,
     onOutcome,
+    idleTimeoutMs: context.config.originIdleTimeoutMs,
     ...(context.waitUntil ? { waitUntil: context.waitUntil } : {}),
   });
   return withStatus(new Response(filled, response), "MISS");

@@ -23,8 +23,6 @@ import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
 
 /** Capabilities answers are a few KiB; anything much larger is not one we should rewrite. */
 const MAX_CAPABILITIES_BYTES = 1 << 20;
-/** v2 command requests are node lists: a 100 000-node manifestdata batch is about 2.1 MB. */
-const MAX_V2_REQUEST_BYTES = 16 << 20;
 
 
 export interface V2Context {
@@ -51,12 +49,26 @@ export async function handleV2Command(context: V2Context, target: { repo: string
   const { command } = target;
   if (target.permission === "ro" && PUSH_COMMANDS.has(command)) return refusePushOnReadOnly(command);
   if (request.method !== "POST") return forwardToOrigin(request, config, originFetch);
-  const body = await readBounded(request.body, MAX_V2_REQUEST_BYTES);
+  // Mercurial checks Accept and Content-Type before it reads frames: only a request that gets
+  // that far at the origin is judged here; any other goes to the origin for its own answer.
+  const framed = request.headers.get("accept") === FRAMING_MEDIA_TYPE && request.headers.get("content-type") === FRAMING_MEDIA_TYPE;
+  const body = await readBounded(request.body, config.limits.maxRequestBytes);
   if (body.kind === "stream") {
-    // Not a request a stock client sends: let the origin judge it, untouched.
+    if (framed) {
+      await body.stream.cancel();
+      return refuse(413, `request body exceeds ${config.limits.maxRequestBytes} bytes (REQUEST_MAX_BYTES)`);
+    }
     return bypass(await forwardToOrigin(new Request(request, { body: body.stream }), config, originFetch));
   }
-  const parsed = parseQuietly(body.bytes);
+  let parsed: ParsedRequestBody | undefined;
+  try {
+    parsed = parseRequestBody(body.bytes, config.limits);
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    console.warn(JSON.stringify({ level: "warn", event: "v2-request-refused", code: error.code, reason: error.message }));
+    // Mercurial answers protocol errors with 200 text/plain and the reason (protocol.md §1.6).
+    if (framed) return refuse(200, `hgedge: malformed request: ${error.message}`);
+  }
   if (parsed && config.objects) {
     const verdict = cacheability(parsed, target.repo, target.permission, command);
     if (verdict.cacheable && !config.cacheRefusal) return answerCacheable(context, config.objects, verdict.request, parsed, body.bytes);
@@ -71,29 +83,17 @@ export async function handleV2Command(context: V2Context, target: { repo: string
 }
 
 /**
- * The request as Mercurial's server would read it, or `undefined` when it would refuse it — in
- * which case the origin gives the client its own answer to the malformed request.
- */
-function parseQuietly(body: Uint8Array): ParsedRequestBody | undefined {
-  try {
-    return parseRequestBody(body);
-  } catch (error) {
-    if (!(error instanceof ProtocolError)) throw error;
-    console.warn(JSON.stringify({ level: "warn", event: "v2-request-unparsed", code: error.code, reason: error.message }));
-    return undefined;
-  }
-}
-
-/**
  * A write command on the read-only URL: the 5.x origin would run it with pull permission only,
  * so hgedge answers as Mercurial does for a write command in `ro/multirequest`.
  */
 function refusePushOnReadOnly(command: string): Response {
   console.warn(JSON.stringify({ level: "warn", event: "push-command-on-ro-refused", command }));
-  return new Response(`insufficient permissions to execute command: ${command}`, {
-    status: 403,
-    headers: { "content-type": "text/plain", [CACHE_STATUS_HEADER]: "BYPASS" },
-  });
+  return refuse(403, `insufficient permissions to execute command: ${command}`);
+}
+
+/** A plain-text refusal, never forwarded, never cached. */
+function refuse(status: number, message: string): Response {
+  return new Response(message, { status, headers: { "content-type": "text/plain", [CACHE_STATUS_HEADER]: "BYPASS" } });
 }
 
 function bypass(response: Response): Response {

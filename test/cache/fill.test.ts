@@ -137,6 +137,33 @@ describe("fill while streaming", () => {
     expect(result.stored).toBeNull();
   });
 
+  it("gives up on an origin that stalls mid-body, committing nothing", async () => {
+    const body = encodeOkResponse(1, payload);
+    let sent = false;
+    const stalling = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (!sent) {
+          sent = true;
+          controller.enqueue(body.subarray(0, 100));
+        }
+        return new Promise(() => undefined); // and then nothing, ever
+      },
+    });
+    let outcome: FillOutcome | undefined;
+    const name = uniqueName();
+    const stream = fillWhileStreaming(stalling, {
+      requestId: 1,
+      writer: new ObjectWriter(env.OBJECTS, name, "manifestdata"),
+      onOutcome: (o) => (outcome = o),
+      idleTimeoutMs: 50,
+    });
+    const reader = stream.getReader();
+    expect((await reader.read()).value?.length).toBe(100);
+    await expect(reader.read()).rejects.toThrow(/sent nothing for 50 ms/);
+    expect(outcome).toMatchObject({ committed: false });
+    expect(await env.OBJECTS.head(name)).toBeNull();
+  });
+
   it("passes the origin's bytes to the client even when it does not store them", async () => {
     const body = concatBytes([encodeCommandError(1, "unknown node: %s", ["aa"])]);
     const result = await run(split(body, 7));

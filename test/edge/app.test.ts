@@ -8,6 +8,7 @@ import { createApp } from "../../src/edge/app.ts";
 import type { OriginFetch } from "../../src/edge/passthrough.ts";
 import { advertisedTargets, withRedirectTargets } from "../../src/protocol/capabilities.ts";
 import { decodeOne, encode, mapGet, text, type CborMap } from "../../src/protocol/cbor.ts";
+import { parseRequestBody } from "../../src/protocol/requests.ts";
 import { collectResponses } from "../../src/protocol/responses.ts";
 import { exchanges, type Exchange } from "../support/fixtures.ts";
 
@@ -259,13 +260,25 @@ describe("v2 commands", () => {
     expect(advertisedTargets(result?.objects[0] as CborMap)).toEqual(["hgedge"]);
   });
 
-  it("forwards every other command request and response byte for byte", async () => {
-    for (const scenario of ["clone-v2-zlib", "clone-v2-zstd", "cmd-filesdata", "errors-raw"]) {
+  it("forwards every well-formed command request and its response byte for byte, refuses malformed ones", async () => {
+    let refused = 0;
+    for (const scenario of ["clone-v2-zlib", "clone-v2-zstd", "cmd-filesdata", "errors-raw", "errors-debugwireproto-raw"]) {
       for (const exchange of await exchanges(scenario)) {
         if (!exchange.meta.target.includes("/api/") || exchange.meta.target.endsWith("/capabilities")) continue;
         const origin = scriptedOrigin(() => recordedResponse(exchange));
-        const response = await app(origin.originFetch)(recordedRequest(exchange));
+        const request = recordedRequest(exchange);
         const label = `${scenario}/${exchange.seq}`;
+        if (isJudgedAtTheEdge(request, exchange.request)) {
+          // Mercurial's own answer to a protocol error: 200 text/plain with the reason.
+          const response = await app(origin.originFetch)(request);
+          expect(response.status, label).toBe(200);
+          expect(response.headers.get("content-type"), label).toBe("text/plain");
+          expect(await response.text(), label).toMatch(/^hgedge: malformed request: /);
+          expect(origin.seen, label).toHaveLength(0);
+          refused += 1;
+          continue;
+        }
+        const response = await app(origin.originFetch)(request);
         expect(origin.seen[0]?.body ?? new Uint8Array(0), label).toEqual(exchange.request ?? new Uint8Array(0));
         expect(origin.seen[0]?.headers.get("content-type") ?? null, label).toBe(
           (exchange.meta.request_headers as [string, string][]).find(([n]) => n.toLowerCase() === "content-type")?.[1] ?? null,
@@ -277,5 +290,34 @@ describe("v2 commands", () => {
         }
       }
     }
+    expect(refused).toBeGreaterThanOrEqual(8);
+  });
+
+  it("refuses a request body over REQUEST_MAX_BYTES without reading it all", async () => {
+    const origin = scriptedOrigin(() => new Response("unreachable"));
+    const request = new Request(`${EDGE}/api/exp-http-v2-0003/ro/heads`, {
+      method: "POST",
+      headers: { accept: "application/mercurial-exp-framing-0006", "content-type": "application/mercurial-exp-framing-0006" },
+      body: new Uint8Array(2048),
+    });
+    const response = await app(origin.originFetch, { REQUEST_MAX_BYTES: "1024" })(request);
+    expect(response.status).toBe(413);
+    expect(await response.text()).toMatch(/exceeds 1024 bytes \(REQUEST_MAX_BYTES\)/);
+    expect(origin.seen).toHaveLength(0);
   });
 });
+
+/**
+ * The origin reads frames only once Accept and Content-Type are exactly the framing type; from
+ * there on, a body our parser refuses is one Mercurial's server refuses too.
+ */
+function isJudgedAtTheEdge(request: Request, body: Uint8Array | undefined): boolean {
+  const framing = "application/mercurial-exp-framing-0006";
+  if (request.method !== "POST" || request.headers.get("accept") !== framing || request.headers.get("content-type") !== framing) return false;
+  try {
+    parseRequestBody(body ?? new Uint8Array(0));
+    return false;
+  } catch {
+    return true;
+  }
+}
