@@ -39,6 +39,8 @@ export interface Env {
   CBOR_MAX_ITEMS?: string;
   /** Milliseconds an origin body may stay silent while hgedge stores it, before both are abandoned. */
   ORIGIN_IDLE_TIMEOUT_MS?: string;
+  /** Most responses one isolate stores at once (each holds up to 8 MiB). */
+  FILL_CONCURRENCY?: string;
 }
 
 export type Access = "public" | "origin";
@@ -65,6 +67,7 @@ export interface Config {
   /** What a v2 command request may be; past any of it the request is refused. */
   limits: RequestLimits;
   originIdleTimeoutMs: number;
+  fillConcurrency: number;
 }
 
 export class ConfigError extends Error {
@@ -107,6 +110,7 @@ export function parseConfig(env: Env): Config {
       maxCollectionSize: parsePositiveInt("CBOR_MAX_ITEMS", env.CBOR_MAX_ITEMS, DEFAULT_REQUEST_LIMITS.maxCollectionSize),
     },
     originIdleTimeoutMs: parsePositiveInt("ORIGIN_IDLE_TIMEOUT_MS", env.ORIGIN_IDLE_TIMEOUT_MS, 60_000),
+    fillConcurrency: parsePositiveInt("FILL_CONCURRENCY", env.FILL_CONCURRENCY, 4),
     urlTtlSeconds: parsePositiveInt("URL_TTL", env.URL_TTL, 300),
   };
   const targets = parseRedirectTargets(env.REDIRECT_TARGETS);

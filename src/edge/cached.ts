@@ -78,11 +78,18 @@ async function answerMiss(
   if (response.status !== 200 || response.headers.get("content-type") !== FRAMING_MEDIA_TYPE || !response.body) {
     return withStatus(response, "MISS");
   }
+  const skip = fillSkipReason(name, context.config.fillConcurrency);
+  if (skip) {
+    log("info", "cache-fill-skipped", { name, reason: skip });
+    return withStatus(response, "MISS");
+  }
+  activeFills.add(name);
   const writer = new ObjectWriter(bucket, name, command.command);
-  const onOutcome = (outcome: FillOutcome) =>
-    outcome.committed
-      ? log("info", "cache-fill", { name, size: outcome.object.size, sha256: outcome.object.sha256 })
-      : log("warn", "cache-fill-aborted", { name, reason: outcome.reason });
+  const onOutcome = (outcome: FillOutcome) => {
+    activeFills.delete(name);
+    if (outcome.committed) log("info", "cache-fill", { name, size: outcome.object.size, sha256: outcome.object.sha256 });
+    else log("warn", "cache-fill-aborted", { name, reason: outcome.reason });
+  };
   const filled = fillWhileStreaming(response.body, {
     requestId: command.requestId,
     writer,
@@ -91,6 +98,20 @@ async function answerMiss(
     ...(context.waitUntil ? { waitUntil: context.waitUntil } : {}),
   });
   return withStatus(new Response(filled, response), "MISS");
+}
+
+/**
+ * Objects being filled in this isolate. A fill holds up to one R2 part (8 MiB) in memory and an
+ * isolate has 128 MB for all its requests, so only FILL_CONCURRENCY fills run at once; other
+ * misses — and a second miss for an object already being filled — are answered by the origin
+ * without storing (the next request finds the object).
+ */
+const activeFills = new Set<string>();
+
+function fillSkipReason(name: string, limit: number): string | undefined {
+  if (activeFills.has(name)) return "already being filled in this isolate";
+  if (activeFills.size >= limit) return `${limit} fills already running (FILL_CONCURRENCY)`;
+  return undefined;
 }
 
 /**

@@ -12,6 +12,8 @@ export interface Edge {
   url: string;
   /** Everything wrangler printed, for assertion messages. */
   output(): string;
+  /** Process group of npm → wrangler → workerd (for measuring the edge's own processes). */
+  processGroup: number;
   stop(): Promise<void>;
 }
 
@@ -62,6 +64,7 @@ export async function startEdge(originUrl: string, extraVars: Record<string, str
   return {
     url: `http://127.0.0.1:${port}`,
     output: () => output,
+    processGroup: child.pid ?? 0,
     async stop() {
       killGroup(child, "SIGTERM");
       const timer = setTimeout(() => killGroup(child, "SIGKILL"), 5_000);
