@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     const origin = await serveRepo({ hgPath: hg, repoDir: repo, v2: true });
     // --passthrough: the same load with the cache refused (ACCESS=origin, no SIGNING_KEY), to
     // tell the cache's memory from the proxy's.
-    const vars = process.argv.includes("--passthrough") ? { ACCESS: "origin" } : { ACCESS: "public", MIN_REDIRECT_BYTES: "0" };
+    const vars: Record<string, string> = process.argv.includes("--passthrough") ? { ACCESS: "origin" } : { ACCESS: "public", MIN_REDIRECT_BYTES: "0" };
     const edge = await startEdge(origin.url, { ...vars, CACHE_VERSION: `load-${Date.now()}` });
     try {
       const cold = await round(hg, edge, work, "cold", clients);

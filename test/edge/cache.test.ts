@@ -157,6 +157,37 @@ describe("cacheable v2 commands", () => {
     expect(upstream.calls).toHaveLength(2);
   });
 
+  it("stores at most FILL_CONCURRENCY responses at once, and one object only once", async () => {
+    const upstream = origin(await recorded);
+    const app = createApp({ originFetch: upstream.originFetch });
+    const pending: Promise<unknown>[] = [];
+    const ctx = { waitUntil: (p: Promise<unknown>) => pending.push(p), passThroughOnException() {}, props: {} };
+    const vars = { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ACCESS: "public", CACHE_VERSION: `cap-${Date.now()}`, MIN_REDIRECT_BYTES: "0", FILL_CONCURRENCY: "1" } as Env;
+    const send = (request: Request) => app.fetch(request, vars, ctx as unknown as ExecutionContext);
+    // The first fill stays open while its body is unread; the second miss for the same object
+    // and a miss for another object are both answered without storing.
+    const first = await send(manifestRequest());
+    const same = await send(manifestRequest());
+    const other = await send(
+      new Request(`${EDGE}/other/api/exp-http-v2-0003/ro/manifestdata`, { method: "POST", headers: manifestRequest().headers, body: await manifestRequest().arrayBuffer() }),
+    );
+    for (const r of [first, same, other]) expect(r.headers.get("x-hgedge-cache")).toBe("MISS");
+    await Promise.all([bodyOf(same), bodyOf(other), bodyOf(first)]);
+    await Promise.all(pending);
+    const listed = await env.OBJECTS.list({ prefix: "" });
+    const ours = listed.objects.filter((o) => o.key.includes("/manifestdata/")).length;
+    expect(ours).toBeGreaterThan(0);
+    // One stored object for /repo; none for /other, which was skipped while /repo filled.
+    expect((await bodyOf(await send(manifestRequest()))).length).toBeGreaterThan(0);
+    const again = await send(
+      new Request(`${EDGE}/other/api/exp-http-v2-0003/ro/manifestdata`, { method: "POST", headers: manifestRequest().headers, body: await manifestRequest().arrayBuffer() }),
+    );
+    expect(again.headers.get("x-hgedge-cache")).toBe("MISS");
+    await bodyOf(again);
+    await Promise.all(pending);
+    expect(upstream.calls).toHaveLength(4);
+  });
+
   it("bypasses what it does not understand", async () => {
     const upstream = origin(await recorded);
     const { fetchEdge, settle } = edge(upstream.originFetch);
