@@ -10,6 +10,7 @@
  */
 import { ProtocolError } from "../protocol/errors.ts";
 import { ResponseReader, type ResponseEvent } from "../protocol/responses.ts";
+import { readWithin } from "./idle.ts";
 import type { CommittedObject, ObjectWriter } from "./store.ts";
 
 export type FillOutcome =
@@ -57,27 +58,6 @@ export function fillWhileStreaming(upstream: ReadableStream<Uint8Array>, options
       await reader.cancel(reason);
     },
   });
-}
-
-class OriginStalled extends Error {
-  override readonly name = "OriginStalled";
-}
-
-/** reader.read(), or an OriginStalled error (and the origin's stream cancelled) after `ms`. */
-async function readWithin(reader: ReadableStreamDefaultReader<Uint8Array>, ms: number | undefined): Promise<ReadableStreamReadResult<Uint8Array>> {
-  if (ms === undefined) return reader.read();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const stalled = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new OriginStalled(`the origin sent nothing for ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([reader.read(), stalled]);
-  } catch (error) {
-    if (error instanceof OriginStalled) void reader.cancel(error.message).catch(() => undefined);
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 class Fill {

@@ -5,6 +5,7 @@
  */
 import { FrameParser, concatBytes, type Frame } from "../protocol/frames.ts";
 import { ProtocolError } from "../protocol/errors.ts";
+import { OriginStalled, readWithin } from "../cache/idle.ts";
 
 export type BoundedBody = { kind: "bytes"; bytes: Uint8Array } | { kind: "stream"; stream: ReadableStream<Uint8Array> };
 
@@ -22,29 +23,51 @@ export async function readBounded(stream: ReadableStream<Uint8Array> | null, lim
   }
 }
 
+export type Peeked =
+  | { kind: "frame"; frame: Frame; stream: ReadableStream<Uint8Array> }
+  /** The body ended, broke or is not framed before a first frame: the stream replays it. */
+  | { kind: "none"; stream: ReadableStream<Uint8Array> }
+  /** The origin sent nothing for the idle timeout before a first frame. */
+  | { kind: "stalled" };
+
 /**
  * Reads just enough of a framed body to see its first frame; the stream handed back replays
- * those bytes, so the body can still pass through untouched. `frame` is undefined when the body
- * ended or is not framed.
+ * those bytes (and then the rest, or the read error), so the body can still pass through as the
+ * origin sent it.
  */
-export async function peekFirstFrame(stream: ReadableStream<Uint8Array>): Promise<{ frame?: Frame; stream: ReadableStream<Uint8Array> }> {
+export async function peekFirstFrame(stream: ReadableStream<Uint8Array>, idleTimeoutMs: number): Promise<Peeked> {
   const reader = stream.getReader();
   const parser = new FrameParser();
   const chunks: Uint8Array[] = [];
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return { stream: replay(chunks, reader) };
-    chunks.push(value);
+    let read: ReadableStreamReadResult<Uint8Array>;
+    try {
+      read = await readWithin(reader, idleTimeoutMs);
+    } catch (error) {
+      if (error instanceof OriginStalled) return { kind: "stalled" };
+      return { kind: "none", stream: replay(chunks, failingReader(error)) };
+    }
+    if (read.done) return { kind: "none", stream: replay(chunks, reader) };
+    chunks.push(read.value);
     let frames: Frame[];
     try {
-      frames = parser.push(value);
+      frames = parser.push(read.value);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
-      return { stream: replay(chunks, reader) };
+      return { kind: "none", stream: replay(chunks, reader) };
     }
     const [frame] = frames;
-    if (frame) return { frame, stream: replay(chunks, reader) };
+    if (frame) return { kind: "frame", frame, stream: replay(chunks, reader) };
   }
+}
+
+/** A reader whose next read fails as the origin's did, so the client sees the same cut. */
+function failingReader(error: unknown): ReadableStreamDefaultReader<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.error(error);
+    },
+  }).getReader();
 }
 
 /** A stream of `head` followed by the rest of `reader`, with backpressure. */

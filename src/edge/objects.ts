@@ -191,6 +191,9 @@ async function hashMatches(bucket: R2Bucket, object: R2Object, sha256: string): 
   // Replaced or deleted since: nothing to condemn; the caller's own read decides.
   if (!copy || !("body" in copy)) return true;
   const digest = new crypto.DigestStream("SHA-256");
+  // If the read fails, pipeTo says so (the route answers 503); the digest promise then rejects
+  // too, and nobody else is waiting for it.
+  digest.digest.catch(() => undefined);
   await copy.body.pipeTo(digest);
   if (toHex(await digest.digest) !== sha256) return false;
   if (verifiedObjects.size >= MAX_VERIFIED) verifiedObjects.clear();
@@ -260,6 +263,8 @@ async function storeInPop(cache: Cache, key: Request, response: Response): Promi
     await cache.put(key, response);
   } catch (error) {
     log("warn", "pop-cache-put-failed", { url: key.url, error: String(error) });
+    // A put whose body broke may still have stored part of it: never serve that.
+    await cache.delete(key).catch(() => undefined);
   }
 }
 

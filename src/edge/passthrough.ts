@@ -3,6 +3,7 @@
  * method, headers and body; the answer comes back as it arrives. Neither body is buffered, and
  * nothing is retried (a push must never run twice).
  */
+import { withIdleTimeout } from "../cache/idle.ts";
 import type { Config } from "../config.ts";
 
 /** How the edge reaches the origin; tests substitute a scripted origin. */
@@ -102,9 +103,12 @@ export async function forwardToOrigin(
   const target = originUrlFor(config, url);
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   // The timeout covers the wait for the response headers only: a multi-GB clone may then
-  // stream for as long as it takes.
+  // stream for as long as it takes. A push is exempt: hgweb answers only once it has applied
+  // the changes, and a 504 then would only hide a push that goes on at the origin.
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DOMException("origin timeout", "TimeoutError")), config.originTimeoutMs);
+  const timer = isPush(request, url)
+    ? undefined
+    : setTimeout(() => controller.abort(new DOMException("origin timeout", "TimeoutError")), config.originTimeoutMs);
   const init: RequestInit = {
     method: request.method,
     headers: forwardHeaders(request.headers, request.headers.get("cf-connecting-ip"), url),
@@ -120,11 +124,18 @@ export async function forwardToOrigin(
   } finally {
     clearTimeout(timer);
   }
-  return new Response(upstream.body, {
+  // The body streams for as long as it takes, but not in silence for longer than the idle timeout.
+  const streamed = upstream.body ? withIdleTimeout(upstream.body, config.originIdleTimeoutMs) : null;
+  return new Response(streamed, {
     status: upstream.status,
     statusText: upstream.statusText,
     headers: responseHeaders(upstream.headers, config, url),
   });
+}
+
+/** A write: v1 `unbundle` (push) or a v2 command on the read-write URL. */
+function isPush(request: Request, url: URL): boolean {
+  return request.method === "POST" && (url.searchParams.get("cmd") === "unbundle" || /\/api\/[^/]+\/rw\//.test(url.pathname));
 }
 
 /** 504 when the origin did not answer in time, 502 when it could not be reached. */

@@ -43,8 +43,9 @@ export async function forwardV2Request(context: V2Context, repo: string, parsed:
   }
   const response = await forwardToOrigin(request, config, originFetch, body);
   if (response.status !== 200 || response.headers.get("content-type") !== FRAMING_MEDIA_TYPE || !response.body) return response;
-  const peeked = await peekFirstFrame(response.body);
-  if (!peeked.frame || !isRemovedFileFailure(peeked.frame, command.requestId)) {
+  const peeked = await peekFirstFrame(response.body, config.originIdleTimeoutMs);
+  if (peeked.kind === "stalled") return originStalled(config.originIdleTimeoutMs);
+  if (peeked.kind === "none" || !isRemovedFileFailure(peeked.frame, command.requestId)) {
     return new Response(peeked.stream, response);
   }
   await peeked.stream.cancel("retrying without parents");
@@ -53,6 +54,12 @@ export async function forwardV2Request(context: V2Context, repo: string, parsed:
   retryStats.retries += 1;
   log("filesdata-retry", { repo, reason: "origin failed on a removed file; retrying with haveparents=false" });
   return forwardToOrigin(request, config, originFetch, workingForm());
+}
+
+/** Nothing has gone to the client yet, so it can get a clean 504. */
+function originStalled(ms: number): Response {
+  log("origin-stalled", { ms });
+  return new Response(`hgedge: the origin sent nothing for ${ms} ms\n`, { status: 504, headers: { "content-type": "text/plain; charset=utf-8" } });
 }
 
 function log(event: string, fields: Record<string, unknown>): void {
