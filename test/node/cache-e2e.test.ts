@@ -9,18 +9,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startEdge, type Edge } from "../support/edge.ts";
+import { startStack, type Edge, type Stack } from "../support/edge.ts";
 import {
   cloneArgs,
   hg56Path,
   makeRepo,
   runHgOk,
-  serveRepo,
   skipUnlessAvailable,
-  startRecordingProxy,
   type Exchange,
   type RecordingProxy,
-  type Served,
 } from "../support/mercurial.ts";
 
 const HG_TIMEOUT = 120_000;
@@ -39,22 +36,19 @@ const MODES: Record<string, string>[] = [
 describe.skipIf(hg56.skip).each(MODES)(`cache end to end, ACCESS=$ACCESS${hg56.skip ? ` (skipped: ${hg56.reason})` : ""}`, (mode) => {
   const HG56 = hg56Path() as string;
   let work = "";
-  let origin: Served | undefined;
+  let stack: Stack | undefined;
   let recorder: RecordingProxy | undefined;
   let edge: Edge | undefined;
 
   beforeAll(async () => {
     work = await mkdtemp(path.join(os.tmpdir(), "hgedge-cache-"));
     await makeRepo(path.join(work, "origin"), HG56);
-    origin = await serveRepo({ hgPath: HG56, repoDir: path.join(work, "origin"), v2: true });
-    recorder = await startRecordingProxy(origin.url);
-    edge = await startEdge(recorder.url, { ...mode, MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `e2e-${Date.now()}` });
+    stack = await startStack(HG56, path.join(work, "origin"), { ...mode, MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `e2e-${Date.now()}` });
+    ({ recorder, edge } = stack);
   }, HG_TIMEOUT);
 
   afterAll(async () => {
-    await edge?.stop();
-    await recorder?.stop();
-    await origin?.stop();
+    await stack?.stop();
     if (work) await rm(work, { recursive: true, force: true });
   });
 

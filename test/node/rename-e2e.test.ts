@@ -8,16 +8,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startEdge, type Edge } from "../support/edge.ts";
+import { startStack, type Edge, type Stack } from "../support/edge.ts";
 import {
   cloneArgs,
   hg56Path,
   makeRepo,
   runHg,
   runHgOk,
-  serveRepo,
   skipUnlessAvailable,
-  startRecordingProxy,
   type RecordingProxy,
   type Served,
 } from "../support/mercurial.ts";
@@ -29,6 +27,7 @@ describe.skipIf(hg56.skip)(`renames through hgedge${hg56.skip ? ` (skipped: ${hg
   const HG56 = hg56Path() as string;
   let work = "";
   let repo = "";
+  let stack: Stack | undefined;
   let origin: Served | undefined;
   let recorder: RecordingProxy | undefined;
   let edge: Edge | undefined;
@@ -43,15 +42,12 @@ describe.skipIf(hg56.skip)(`renames through hgedge${hg56.skip ? ` (skipped: ${hg
     await commit("rename guide");
     await hg("rm", path.join(repo, "docs/manual.md"));
     await commit("remove manual.md");
-    origin = await serveRepo({ hgPath: HG56, repoDir: repo, v2: true });
-    recorder = await startRecordingProxy(origin.url);
-    edge = await startEdge(recorder.url, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `rename-${Date.now()}` });
+    stack = await startStack(HG56, repo, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `rename-${Date.now()}` });
+    ({ origin, recorder, edge } = stack);
   }, HG_TIMEOUT);
 
   afterAll(async () => {
-    await edge?.stop();
-    await recorder?.stop();
-    await origin?.stop();
+    await stack?.stop();
     if (work) await rm(work, { recursive: true, force: true });
   });
 

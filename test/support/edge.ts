@@ -3,7 +3,7 @@
  * dev with a local R2), on a free loopback port, for end-to-end tests with real clients.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { freePort, projectRoot } from "./mercurial.ts";
+import { freePort, projectRoot, serveRepo, startRecordingProxy, type RecordingProxy, type Served } from "./mercurial.ts";
 
 const READY_TIMEOUT_MS = 60_000;
 
@@ -71,6 +71,30 @@ export async function startEdge(originUrl: string, extraVars: Record<string, str
       await exited;
       clearTimeout(timer);
       running.delete(child);
+    },
+  };
+}
+
+/** An origin serving `repoDir` over v2, a recording proxy counting what it sends, and the edge. */
+export interface Stack {
+  origin: Served;
+  recorder: RecordingProxy;
+  edge: Edge;
+  stop(): Promise<void>;
+}
+
+export async function startStack(hgPath: string, repoDir: string, edgeVars: Record<string, string>): Promise<Stack> {
+  const origin = await serveRepo({ hgPath, repoDir, v2: true });
+  const recorder = await startRecordingProxy(origin.url);
+  const edge = await startEdge(recorder.url, edgeVars);
+  return {
+    origin,
+    recorder,
+    edge,
+    async stop() {
+      await edge.stop();
+      await recorder.stop();
+      await origin.stop();
     },
   };
 }
