@@ -4,11 +4,12 @@
  */
 import { Hono } from "hono";
 import { ConfigError, loadConfig, type Env } from "../config.ts";
-import { forwardToOrigin, type OriginFetch } from "./passthrough.ts";
+import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
+import { forwardToOrigin, originTimes, type OriginFetch } from "./passthrough.ts";
 import { checkSignature } from "../cache/signing.ts";
 import { OBJECTS_ROUTE_PREFIX, handleObjectRequest, objectNameFromPath } from "./objects.ts";
 import { handleHandshake, handleV2Command, type V2Context } from "./v2.ts";
-import { classify } from "./wireproto.ts";
+import { classify, type HgRequest } from "./wireproto.ts";
 
 export interface AppOptions {
   /** How to reach the origin (tests substitute a scripted origin). */
@@ -54,22 +55,58 @@ function plainError(status: number, message: string): Response {
   return new Response(`${message}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
 }
 
+function route(context: V2Context, hg: HgRequest | { kind: "object" }): Promise<Response> | Response {
+  switch (hg.kind) {
+    case "object":
+      return serveObject(context);
+    case "handshake":
+      return handleHandshake(context);
+    case "v2-command":
+      return handleV2Command(context, hg);
+    default:
+      return forwardToOrigin(context.request, context.config, context.originFetch);
+  }
+}
+
+/**
+ * One structured log line per request (Workers Logs indexes JSON), and `Server-Timing` on v2
+ * answers so a client-side trace shows where the time went. Times are to the response headers;
+ * bodies stream on.
+ */
+function observed(request: Request, hg: HgRequest | { kind: "object" }, response: Response, edgeMs: number): Response {
+  const originMs = originTimes.get(request);
+  const url = new URL(request.url);
+  console.log(
+    JSON.stringify({
+      level: "info",
+      event: "request",
+      method: request.method,
+      path: url.pathname,
+      kind: hg.kind,
+      ...(hg.kind === "v2-command" ? { repo: hg.repo, command: hg.command } : hg.kind === "handshake" ? { repo: hg.repo } : {}),
+      status: response.status,
+      cache: response.headers.get(CACHE_STATUS_HEADER) ?? undefined,
+      originMs,
+      edgeMs,
+    }),
+  );
+  if (hg.kind !== "v2-command" && hg.kind !== "handshake") return response;
+  const headers = new Headers(response.headers);
+  const timings = [`edge;dur=${edgeMs}`, ...(originMs === undefined ? [] : [`origin;dur=${originMs}`])];
+  headers.set("server-timing", timings.join(", "));
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers, encodeBody: "manual" });
+}
+
 export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {
   const originFetch: OriginFetch = options.originFetch ?? ((url, init) => fetch(url, init));
   const app = new Hono<{ Bindings: Env }>();
-  app.all("*", (c) => {
+  app.all("*", async (c) => {
     const request = c.req.raw;
+    const started = Date.now();
     const context: V2Context = { request, config: loadConfig(c.env), originFetch, ...executionContext(c) };
-    if (new URL(request.url).pathname.startsWith(OBJECTS_ROUTE_PREFIX)) return serveObject(context);
-    const hg = classify(request);
-    switch (hg.kind) {
-      case "handshake":
-        return handleHandshake(context);
-      case "v2-command":
-        return handleV2Command(context, hg);
-      default:
-        return forwardToOrigin(request, context.config, originFetch);
-    }
+    const hg = new URL(request.url).pathname.startsWith(OBJECTS_ROUTE_PREFIX) ? ({ kind: "object" } as const) : classify(request);
+    const response = await route(context, hg);
+    return observed(request, hg, response, Date.now() - started);
   });
   app.onError((error) => {
     if (error instanceof ConfigError) {

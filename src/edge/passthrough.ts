@@ -117,12 +117,14 @@ export async function forwardToOrigin(
     signal: controller.signal,
   };
   let upstream: Response;
+  const started = Date.now();
   try {
     upstream = await originFetch(target.href, init);
   } catch (error) {
     return originFailure(error, target, controller.signal.aborted);
   } finally {
     clearTimeout(timer);
+    originTimes.set(request, (originTimes.get(request) ?? 0) + Date.now() - started);
   }
   // The body streams for as long as it takes, but not in silence for longer than the idle timeout.
   const streamed = upstream.body ? withIdleTimeout(upstream.body, config.originIdleTimeoutMs) : null;
@@ -132,6 +134,12 @@ export async function forwardToOrigin(
     headers: responseHeaders(upstream.headers, config, url),
   });
 }
+
+/**
+ * How long the origin took to answer (headers) each incoming request, in milliseconds, summed
+ * over the origin requests it caused (a retried filesdata makes two). Read by the request log.
+ */
+export const originTimes = new WeakMap<Request, number>();
 
 /** A write: v1 `unbundle` (push) or a v2 command on the read-write URL. */
 function isPush(request: Request, url: URL): boolean {

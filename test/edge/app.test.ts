@@ -2,7 +2,7 @@
  * The Hono app against a scripted origin that replays the recorded exchanges of
  * ../shared/fixtures (and synthetic ones), inside workerd.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
 import type { OriginFetch } from "../../src/edge/passthrough.ts";
@@ -227,6 +227,28 @@ describe("capabilities handshake", () => {
     const broken = new Uint8Array([0xa1, 0x61, 0x61]);
     const origin = scriptedOrigin(() => new Response(broken, { headers: { "content-type": "application/mercurial-cbor" } }));
     expect(await bytesOf(await app(origin.originFetch)(recordedRequest(upgrade!)))).toEqual(broken);
+  });
+});
+
+describe("observability", () => {
+  it("logs one JSON line per request and sets Server-Timing on v2 answers", async () => {
+    const [, capabilities] = await exchanges("cmd-capabilities");
+    const origin = scriptedOrigin(() => recordedResponse(capabilities!));
+    const log = vi.spyOn(console, "log").mockImplementation(() => undefined);
+    try {
+      const response = await app(origin.originFetch)(recordedRequest(capabilities!));
+      expect(response.headers.get("server-timing")).toMatch(/^edge;dur=\d+, origin;dur=\d+$/);
+      const lines = log.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>).filter((l) => l.event === "request");
+      expect(lines).toEqual([
+        expect.objectContaining({ method: "POST", kind: "v2-command", repo: "/", command: "capabilities", status: 200, cache: "BYPASS" }),
+      ]);
+      expect(typeof lines[0]?.originMs).toBe("number");
+      // Pass-through answers are left exactly as the origin sent them.
+      const plain = await app(scriptedOrigin(() => new Response("page")).originFetch)(new Request(`${EDGE}/`));
+      expect(plain.headers.get("server-timing")).toBeNull();
+    } finally {
+      log.mockRestore();
+    }
   });
 });
 
