@@ -37,6 +37,7 @@ export interface Env {
   REQUEST_MAX_FRAMES?: string;
   CBOR_MAX_DEPTH?: string;
   CBOR_MAX_ITEMS?: string;
+  CBOR_MAX_BYTES?: string;
   /** Milliseconds an origin body may stay silent while hgedge stores it, before both are abandoned. */
   ORIGIN_IDLE_TIMEOUT_MS?: string;
   /** Most responses one isolate stores at once (each holds up to 8 MiB). */
@@ -108,6 +109,7 @@ export function parseConfig(env: Env): Config {
       maxFrames: parsePositiveInt("REQUEST_MAX_FRAMES", env.REQUEST_MAX_FRAMES, DEFAULT_REQUEST_LIMITS.maxFrames),
       maxDepth: parsePositiveInt("CBOR_MAX_DEPTH", env.CBOR_MAX_DEPTH, DEFAULT_REQUEST_LIMITS.maxDepth),
       maxCollectionSize: parsePositiveInt("CBOR_MAX_ITEMS", env.CBOR_MAX_ITEMS, DEFAULT_REQUEST_LIMITS.maxCollectionSize),
+      maxByteStringLength: parsePositiveInt("CBOR_MAX_BYTES", env.CBOR_MAX_BYTES, DEFAULT_REQUEST_LIMITS.maxByteStringLength),
     },
     originIdleTimeoutMs: parsePositiveInt("ORIGIN_IDLE_TIMEOUT_MS", env.ORIGIN_IDLE_TIMEOUT_MS, 60_000),
     fillConcurrency: parsePositiveInt("FILL_CONCURRENCY", env.FILL_CONCURRENCY, 4),

@@ -7,8 +7,8 @@ import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
 import type { OriginFetch } from "../../src/edge/passthrough.ts";
 import { advertisedTargets, withRedirectTargets } from "../../src/protocol/capabilities.ts";
-import { decodeOne, encode, mapGet, text, type CborMap } from "../../src/protocol/cbor.ts";
-import { parseRequestBody } from "../../src/protocol/requests.ts";
+import { cborMap, decodeOne, encode, mapGet, text, type CborMap } from "../../src/protocol/cbor.ts";
+import { encodeRequestBody, parseRequestBody } from "../../src/protocol/requests.ts";
 import { collectResponses } from "../../src/protocol/responses.ts";
 import { exchanges, type Exchange } from "../support/fixtures.ts";
 
@@ -313,6 +313,25 @@ describe("v2 commands", () => {
       }
     }
     expect(refused).toBeGreaterThanOrEqual(8);
+  });
+
+  it.each([
+    ["CBOR_MAX_DEPTH", "2", /nesting deeper than 2 levels/],
+    ["CBOR_MAX_ITEMS", "3", /collection of 4 items exceeds the limit of 3/],
+    ["CBOR_MAX_BYTES", "10", /byte string of \d+ bytes exceeds the limit of 10/],
+    ["REQUEST_MAX_FRAMES", "1", /2 frames, more than the limit of 1/],
+  ])("refuses a request past %s like a protocol error", async (name, value, reason) => {
+    const origin = scriptedOrigin(() => new Response("unreachable"));
+    const args = cborMap({ nodes: [new Uint8Array(20), new Uint8Array(20), new Uint8Array(20), [[1]]], tree: new Uint8Array(0) });
+    const request = new Request(`${EDGE}/api/exp-http-v2-0003/ro/manifestdata`, {
+      method: "POST",
+      headers: { accept: "application/mercurial-exp-framing-0006", "content-type": "application/mercurial-exp-framing-0006" },
+      body: encodeRequestBody([{ name: "manifestdata", args }], ["identity"]),
+    });
+    const response = await app(origin.originFetch, { [name]: value })(request);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toMatch(reason);
+    expect(origin.seen).toHaveLength(0);
   });
 
   it("refuses a request body over REQUEST_MAX_BYTES without reading it all", async () => {
