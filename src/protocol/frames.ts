@@ -214,6 +214,8 @@ export class FrameParser {
   /** Bytes of an incomplete frame carried over between chunks. */
   private pending: Uint8Array[] = [];
   private pendingLength = 0;
+  /** The header of the held-back frame, once its 8 bytes are in. */
+  private pendingHeader: FrameHeader | undefined;
   /** Offset (in the whole stream) of the first byte not yet part of a returned frame. */
   private consumed = 0;
   private failure: ProtocolError | undefined;
@@ -278,10 +280,15 @@ export class FrameParser {
       headerBytes = this.pendingLength;
       if (headerBytes < FRAME_HEADER_SIZE) return chunk.subarray(taken);
     }
-    const headerView = this.pending.length === 1 ? (this.pending[0] as Uint8Array) : concatBytes(this.pending);
-    this.pending = [headerView];
-    const header = parseFrameHeader(headerView);
-    this.checkLength(header);
+    // The header is read once per frame; later pushes only append (a frame fed in many small
+    // pieces must cost its size, not pieces × size).
+    if (!this.pendingHeader) {
+      const headerView = this.pending.length === 1 ? (this.pending[0] as Uint8Array) : concatBytes(this.pending);
+      this.pending = [headerView];
+      this.pendingHeader = parseFrameHeader(headerView);
+      this.checkLength(this.pendingHeader);
+    }
+    const header = this.pendingHeader;
     const missing = FRAME_HEADER_SIZE + header.length - this.pendingLength;
     const available = chunk.length - taken;
     if (available < missing) {
@@ -294,6 +301,7 @@ export class FrameParser {
     this.consumed += whole.length;
     this.pending = [];
     this.pendingLength = 0;
+    this.pendingHeader = undefined;
     return chunk.subarray(taken + missing);
   }
 

@@ -155,6 +155,8 @@ class ZlibEncoder implements StreamEncoder {
 class ZstdDecoder implements StreamDecoder {
   readonly name = "zstd-8mb";
   private output: Uint8Array[] = [];
+  /** Bytes held until the stream's frame header is whole and its window checked. */
+  private header: Uint8Array[] | undefined = [];
   private readonly decompress = new ZstdDecompress((chunk) => {
     // fzstd may hand out views of its window buffer, which it reuses: copy.
     this.output.push(chunk.slice());
@@ -162,9 +164,23 @@ class ZstdDecoder implements StreamDecoder {
 
   decode(payload: Uint8Array): Uint8Array {
     if (payload.length === 0) return EMPTY;
-    checkZstdWindow(payload);
+    let input = payload;
+    if (this.header) {
+      // fzstd allocates the window a frame header declares (up to 2 GiB): check it first.
+      this.header.push(payload);
+      input = concatBytes(this.header);
+      const window = zstdWindowSize(input);
+      if (window === undefined) {
+        this.header = [input];
+        return EMPTY;
+      }
+      if (window > ZSTD_MAX_WINDOW) {
+        throw new StreamEncodingError(`zstd frame declares a ${window}-byte window, over zstd-8mb's 8 MiB`);
+      }
+      this.header = undefined;
+    }
     try {
-      this.decompress.push(payload);
+      this.decompress.push(input);
     } catch (error) {
       throw new StreamEncodingError(`corrupt zstd stream: ${(error as Error).message}`);
     }
@@ -176,25 +192,32 @@ class ZstdDecoder implements StreamDecoder {
 }
 
 /**
- * zstd frames announce their window in the frame header; Mercurial's zstd-8mb decoder sets
- * max_window_size 8 MiB, so we refuse larger windows rather than allocate them.
+ * The window a zstd frame header declares (RFC 8878 §3.1.1.1), or undefined while the header is
+ * incomplete. A single-segment frame's window is its content size. Mercurial's zstd-8mb decoder
+ * refuses windows over 8 MiB (max_window_size), and so do we, before anything is allocated.
+ * Mercurial's encoder writes one frame per stream, so the first frame header is the one checked.
  */
-function checkZstdWindow(payload: Uint8Array): void {
-  // Only a payload that starts a zstd frame (magic 28 b5 2f fd) carries a header to check.
-  if (payload.length < 6 || payload[0] !== 0x28 || payload[1] !== 0xb5 || payload[2] !== 0x2f || payload[3] !== 0xfd) {
-    return;
+export function zstdWindowSize(b: Uint8Array): number | undefined {
+  if (b.length < 5) return undefined;
+  if (b[0] !== 0x28 || b[1] !== 0xb5 || b[2] !== 0x2f || b[3] !== 0xfd) {
+    throw new StreamEncodingError("not a zstd frame: the stream must start with the zstd magic number");
   }
-  const descriptor = payload[4] as number;
+  const descriptor = b[4] as number;
   const singleSegment = (descriptor & 0x20) !== 0;
-  if (singleSegment) return; // window = content size, which is checked against limits downstream
-  const windowDescriptor = payload[5] as number;
-  const exponent = windowDescriptor >> 3;
-  const mantissa = windowDescriptor & 7;
-  const base = 2 ** (10 + exponent);
-  const windowSize = base + (base / 8) * mantissa;
-  if (windowSize > ZSTD_MAX_WINDOW) {
-    throw new StreamEncodingError(`zstd window of ${windowSize} bytes exceeds zstd-8mb's 8 MiB`);
+  const fcsFlag = descriptor >> 6;
+  const dictionaryBytes = [0, 1, 2, 4][descriptor & 3] as number;
+  const fcsBytes = fcsFlag === 0 ? (singleSegment ? 1 : 0) : 1 << fcsFlag;
+  const windowAt = 5;
+  const fcsAt = windowAt + (singleSegment ? 0 : 1) + dictionaryBytes;
+  if (b.length < fcsAt + fcsBytes) return undefined;
+  if (!singleSegment) {
+    const windowDescriptor = b[windowAt] as number;
+    const base = 2 ** (10 + (windowDescriptor >> 3));
+    return base + (base / 8) * (windowDescriptor & 7);
   }
+  let size = 0;
+  for (let i = fcsBytes - 1; i >= 0; i--) size = size * 256 + (b[fcsAt + i] as number);
+  return fcsBytes === 2 ? size + 256 : size;
 }
 
 export { EMPTY as EMPTY_BYTES };
