@@ -220,7 +220,8 @@ function decodeItem(b: Uint8Array, at: number, offsetBase: number): Item {
 }
 
 function negate(v: number | bigint): number | bigint {
-  if (typeof v === "number") return -v - 1;
+  // -v - 1 leaves the safe range at v = 2^53 - 1: such values become bigints, like larger ones.
+  if (typeof v === "number") return v < Number.MAX_SAFE_INTEGER ? -v - 1 : -BigInt(v) - 1n;
   const n = -v - 1n;
   return n >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(n) : n;
 }

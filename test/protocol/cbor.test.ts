@@ -61,6 +61,13 @@ describe("encoder: Mercurial's deterministic CBOR", () => {
     }
   });
 
+  it("decodes -2^53 (and below) as a bigint that re-encodes, never as an unsafe number", () => {
+    const value = decodeOne(hex("3b001fffffffffffff"));
+    expect(value).toBe(-(2n ** 53n));
+    expect(toHex(encode(value))).toBe("3b001fffffffffffff");
+    expect(decodeOne(hex("3b001ffffffffffffe"))).toBe(-(2 ** 53) + 1);
+  });
+
   it("refuses what Mercurial cannot encode", () => {
     expect(() => encode("text" as unknown as CborValue)).toThrow(CborEncodeError);
     expect(() => encode(1.5)).toThrow(CborEncodeError);
