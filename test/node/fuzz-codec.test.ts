@@ -13,7 +13,7 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { buildCorpus, codecProperties, fuzzSettings, planRuns, runProperty, seedFor, type CorpusExchange } from "../support/fuzz-properties.ts";
+import { buildCorpus, codecProperties, fuzzSettings, outcomes, planRuns, runProperty, seedFor, type CorpusExchange } from "../support/fuzz-properties.ts";
 import { assertFixturesPresent, fixturesDir } from "../support/paths.ts";
 
 assertFixturesPresent();
@@ -64,7 +64,7 @@ describe(`codec fuzzing (seed ${settings.seed}, ${settings.totalRuns ?? "default
   afterAll(() => {
     const total = [...plan.values()].reduce((a, b) => a + b, 0);
     console.log(
-      `fuzz-codec: seed ${settings.seed}, ${total} cases, peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB\n  ${report.join("\n  ")}`,
+      `fuzz-codec: seed ${settings.seed}, ${total} cases, peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB\n  ${report.join("\n  ")}\n  outcomes: ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}`,
     );
   });
 });

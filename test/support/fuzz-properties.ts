@@ -22,7 +22,8 @@
  *    than CASE_BUDGET_MS, and (in Node, where process.memoryUsage is real) none allocates more
  *    than MEMORY_BUDGET_BYTES of buffers.
  *
- * Defects found this way are listed in KNOWN_DEFECTS (fixed) and pinned by regression tests in
+ * Defects found this way are listed in FIXED_DEFECTS (kept as regression tests) and, while
+ * still open, in KNOWN_DEFECTS (steered around here, pinned by `it.fails` tests); both in
  * test/protocol/fuzz.test.ts.
  *
  * Seeds and counts: HGEDGE_FUZZ_SEED (default DEFAULT_SEED) and HGEDGE_FUZZ_RUNS (total cases
@@ -195,7 +196,7 @@ export function buildCorpus(exchanges: readonly CorpusExchange[]): Corpus {
       requests.add(`${label}-request`, x.request.subarray(0, MAX_INPUT));
       try {
         const parsed = parseRequestBody(x.request);
-        for (const c of parsed.commands) cbor.add(`${label}-request:${c.requestId}`, encode(c.map));
+        for (const c of parsed.commands) cbor.add(`${label}-request:${c.requestId}`, encodeValues([c.map]));
         for (const f of parsed.frames) if (f.payload.length > 0) cbor.add(`${label}-request@${f.offset}`, f.payload);
       } catch (error) {
         if (!(error instanceof ProtocolError)) throw error;
@@ -303,6 +304,15 @@ function groupItems(values: readonly CborValue[]): Item[] {
 
 function encodeItem(item: Item): Uint8Array {
   return item.kind === "value" ? encode(item.value) : encodeIndefiniteByteString(item.chunks);
+}
+
+/** Whether a decoded value holds an integer as an unsafe JS number (FIXED_DEFECTS.unsafeInteger). */
+export function hasUnsafeInteger(value: CborValue): boolean {
+  if (typeof value === "number") return !Number.isSafeInteger(value);
+  if (Array.isArray(value)) return value.some(hasUnsafeInteger);
+  if (value instanceof Map) return [...value].some(([k, v]) => hasUnsafeInteger(k) || hasUnsafeInteger(v));
+  if (value instanceof Set) return [...value].some(hasUnsafeInteger);
+  return false;
 }
 
 /** Encodes a decoded sequence back (canonically), indefinite byte strings included. */
@@ -540,7 +550,7 @@ export const generatedRequests: fc.Arbitrary<FuzzInput> = fc
  * A Zstandard frame holding `content` in raw blocks (fzstd is a decoder only; raw blocks need no
  * compressor), with the header variants the format allows. Window and content size stay within
  * zstd-8mb's 8 MiB, so that the decoder gets to decode them (larger ones are refused:
- * KNOWN_DEFECTS.zstdWindow, fixed).
+ * FIXED_DEFECTS.zstdWindow).
  */
 function zstdFrame(content: Uint8Array, h: { singleSegment: boolean; fcsFlag: number; windowExponent: number; windowMantissa: number; checksum: boolean; extraSize: number; blockSize: number }): Uint8Array {
   const parts: number[] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -584,11 +594,15 @@ const zstdResponses: fc.Arbitrary<FuzzInput> = fc
       extraSize: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 4096 })),
       blockSize: fc.integer({ min: 1, max: 1 << 17 }),
     }),
+    /** Now and then the body goes in two zstd frames, back to back in the stream. */
+    cut: fc.option(fc.nat(), { nil: undefined, freq: 3 }),
     frames: fc.array(fc.nat(), { maxLength: 4 }),
     requestId: fc.constantFrom(1, 3),
   })
-  .map(({ body, header, frames, requestId }) => {
-    const stream = zstdFrame(concatBytes([encode(cborMap({ status: bytes("ok") })), body.bytes]), header);
+  .map(({ body, header, cut, frames, requestId }) => {
+    const content = concatBytes([encode(cborMap({ status: bytes("ok") })), body.bytes]);
+    const at = cut === undefined ? content.length : cut % (content.length + 1);
+    const stream = at === content.length ? zstdFrame(content, header) : concatBytes([zstdFrame(content.subarray(0, at), header), zstdFrame(content.subarray(at), header)]);
     const pieces = chunksOf(stream, frames);
     const out = [encodeFrame({ requestId, streamId: 2, streamFlags: 1, typeId: 9, flags: 2, payload: encode(bytes("zstd-8mb")) })];
     for (const piece of pieces) out.push(rawFrame({ requestId, streamId: 2, streamFlags: 4, typeId: 3, flags: 1, payload: piece }));
@@ -716,17 +730,71 @@ export function timed(fn: () => void): void {
   check(grown <= MEMORY_BUDGET_BYTES, () => `one case allocated ${(grown / 2 ** 20).toFixed(0)} MiB of buffers for at most ${MAX_INPUT / 1024} KiB of input`);
 }
 
+/** Defects of src/ found by this fuzzing and fixed; each is a regression test in test/protocol/fuzz.test.ts. */
+export const FIXED_DEFECTS = {
+  zstdWindow:
+    "zstd-8mb accepted frames that declare more than 8 MiB of window: checkZstdWindow only looked at a payload that began with a " +
+    "whole frame header and skipped single-segment frames, and fzstd allocates the declared size (up to 2 GiB) at the header",
+  frameParserQuadratic:
+    "FrameParser re-joined everything held back of an incomplete frame on every push: a frame fed in k pieces cost O(k × frame size)",
+  unsafeInteger:
+    "the CBOR decoder returned the integer -2^53 (3b 00 1f ff ff ff ff ff ff) as the JS number -9007199254740992, which encode refuses " +
+    "with a CborEncodeError; the app encodes request arguments (cache key, filesdata retry) outside any try, so such a request " +
+    "made app.fetch reject",
+} as const;
+
 /**
- * Defects of src/ found by this fuzzing. Both are fixed; each is kept as a regression test in
- * test/protocol/fuzz.test.ts, and the properties no longer steer around them.
+ * Defects of src/ found by this fuzzing and still open. The properties steer around them (so
+ * that they keep guarding everything else); each is pinned by an `it.fails` test in
+ * test/protocol/fuzz.test.ts that turns red once it is fixed: then drop the steering.
  */
 export const KNOWN_DEFECTS = {
-  zstdWindow:
-    "zstd-8mb accepts frames that declare more than 8 MiB of window: checkZstdWindow only looks at a payload that begins with a " +
-    "whole frame header and skips single-segment frames, and fzstd allocates the declared size (up to 2 GiB) at the header",
-  frameParserQuadratic:
-    "FrameParser re-joins everything held back of an incomplete frame on every push: a frame fed in k pieces costs O(k × frame size)",
+  zstdLaterFrame:
+    "zstd-8mb checks the window of the stream's first zstd frame only: a second frame in the same stream may declare up to 2 GiB, " +
+    "and fzstd allocates it",
 } as const;
+
+/** fzstd's window for a zstd frame header at `at` (what it would allocate), or 0 if there is none. */
+function zstdWindowAt(d: Uint8Array, at: number): number {
+  if (d[at] !== 0x28 || d[at + 1] !== 0xb5 || d[at + 2] !== 0x2f || d[at + 3] !== 0xfd) return 0;
+  const flags = d[at + 4] ?? 0;
+  const singleSegment = (flags >> 5) & 1;
+  const fcsFlag = flags >> 6;
+  if (!singleSegment) {
+    const w = d[at + 5] ?? 0;
+    const base = 2 ** (10 + (w >> 3));
+    return base + (base / 8) * (w & 7);
+  }
+  const dictBytes = [0, 1, 2, 4][flags & 3] as number;
+  const fcsAt = at + 5 + dictBytes;
+  const fcsBytes = fcsFlag ? 1 << fcsFlag : 1;
+  // As fzstd reads it: 32-bit shifts, so an 8-byte size is its two halves OR-ed.
+  let size = 0;
+  for (let i = 0; i < fcsBytes; i++) size |= (d[fcsAt + i] ?? 0) << (i << 3);
+  return size + (fcsFlag === 1 ? 256 : 0);
+}
+
+/**
+ * Whether the encoded payloads of a stream in `b`, joined, hold a zstd frame header declaring
+ * more than 8 MiB anywhere but at their start (KNOWN_DEFECTS.zstdLaterFrame; the first header
+ * is checked by src/protocol/streams.ts).
+ */
+export function hitsZstdLaterFrameDefect(b: Uint8Array): boolean {
+  const streams = new Map<number, Uint8Array[]>();
+  for (const f of referenceFrames(b, MAX_FRAME_PAYLOAD).frames) {
+    if (!(f.streamFlags & 0x04)) continue; // only encoded payloads reach the decoder
+    const list = streams.get(f.streamId) ?? [];
+    list.push(f.payload);
+    streams.set(f.streamId, list);
+  }
+  for (const payloads of streams.values()) {
+    const d = concatBytes(payloads);
+    for (let i = d.indexOf(0x28, 1); i > 0 && i + 4 <= d.length; i = d.indexOf(0x28, i + 1)) {
+      if (zstdWindowAt(d, i) > ZSTD_MAX_WINDOW) return true;
+    }
+  }
+  return false;
+}
 
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -897,6 +965,9 @@ function checkCborDecoders(b: Uint8Array, split: Split, limits: DecodeLimits): C
 
 /** What decodeAll accepted re-encodes canonically, and that encoding decodes to the same values. */
 function checkRoundTrip(values: CborValue[]): void {
+  check(!values.some(hasUnsafeInteger), () => "decodeAll returned an integer as an unsafe JS number (FIXED_DEFECTS.unsafeInteger)");
+  const encoded = attempt("encode of decoded values", () => values.forEach((v) => v instanceof ByteStringChunk || encode(v)));
+  check(encoded.ok, () => `encode refuses a value decodeAll produced: ${encoded.ok ? "" : encoded.error.message}`);
   const canonical = encodeValues(values);
   const again = attempt("decodeAll of a canonical encoding", () => decodeAll(canonical));
   check(again.ok, () => `decodeAll refuses the canonical re-encoding ${toHex(canonical)} of what it accepted: ${again.ok ? "" : again.error.message}`);
@@ -967,7 +1038,7 @@ function requestsProperty(corpus: Corpus): FuzzProperty {
         check(b.length <= limits.maxRequestBytes, () => `a ${b.length}-byte request accepted over the limit`);
         for (const c of parsed.commands) {
           check(typeof c.name === "string" && c.args instanceof Map && c.map instanceof Map, () => "a command without a name or args map");
-          check(encode(c.map).length > 0, () => "a command map that does not encode");
+          check(encodeValues([c.map]).length > 0, () => "a command map that does not encode");
         }
       }),
     ),
@@ -979,10 +1050,10 @@ function requestsProperty(corpus: Corpus): FuzzProperty {
 function normalizeEvent(e: ResponseEvent): string {
   switch (e.type) {
     case "status":
-      return `status ${e.requestId} ${e.status} ${toHex(encode(e.map))}`;
+      return `status ${e.requestId} ${e.status} ${toHex(encodeValues([e.map]))}`;
     case "objects":
       // Values one by one: an indefinite byte string's chunks may be spread over several events.
-      return `objects ${e.requestId} ${e.values.map((v) => (v instanceof ByteStringChunk ? `chunk(${v.isFirst},${v.isLast},${toHex(v.bytes)})` : toHex(encode(v)))).join(" ")}`;
+      return `objects ${e.requestId} ${e.values.map((v) => (v instanceof ByteStringChunk ? `chunk(${v.isFirst},${v.isLast},${toHex(v.bytes)})` : toHex(encodeValues([v])))).join(" ")}`;
     case "body":
       return `body ${e.requestId} ${toHex(e.bytes)}`;
     case "end":
@@ -1048,6 +1119,7 @@ function responsesProperty(corpus: Corpus): FuzzProperty {
     defaultRuns: 1000,
     weight: 3,
     property: fc.property(input, splitArb, (input, split) => {
+      fc.pre(!hitsZstdLaterFrameDefect(input.bytes)); // KNOWN_DEFECTS.zstdLaterFrame
       timed(() => {
         const b = input.bytes;
         attempt("collectResponses", () => collectResponses(b));
