@@ -35,8 +35,11 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 
 export async function startEdge(originUrl: string, extraVars: Record<string, string> = {}): Promise<Edge> {
   const port = await freePort();
+  // wrangler dev also binds an inspector port (9229 by default): edges started in parallel
+  // test files would collide on it.
+  const inspectorPort = await freePort();
   const vars = Object.entries({ ORIGIN_URL: originUrl, ...extraVars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
-  const child = spawn("npm", ["start", "--", "--port", String(port), "--ip", "127.0.0.1", ...vars], {
+  const child = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspectorPort), "--ip", "127.0.0.1", ...vars], {
     cwd: projectRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
