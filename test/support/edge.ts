@@ -33,7 +33,21 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+/**
+ * Starts the edge on free loopback ports. A port found free can be taken by another process
+ * before wrangler binds it (tests run in parallel): then it tries again on new ports.
+ */
 export async function startEdge(originUrl: string, extraVars: Record<string, string> = {}): Promise<Edge> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEdgeOnce(originUrl, extraVars);
+    } catch (error) {
+      if (attempt >= 3 || !/Address already in use/.test(String(error))) throw error;
+    }
+  }
+}
+
+async function startEdgeOnce(originUrl: string, extraVars: Record<string, string>): Promise<Edge> {
   const port = await freePort();
   // wrangler dev also binds an inspector port (9229 by default): edges started in parallel
   // test files would collide on it.
