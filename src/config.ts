@@ -42,6 +42,8 @@ export interface Env {
   ORIGIN_IDLE_TIMEOUT_MS?: string;
   /** Most responses one isolate stores at once (each holds up to 8 MiB). */
   FILL_CONCURRENCY?: string;
+  /** Secret: bearer token of the admin API; unset, the API is off. */
+  ADMIN_TOKEN?: string;
 }
 
 export type Access = "public" | "origin";
@@ -69,6 +71,8 @@ export interface Config {
   limits: RequestLimits;
   originIdleTimeoutMs: number;
   fillConcurrency: number;
+  /** The admin API's bearer token; undefined: the API is off. */
+  adminToken?: string;
 }
 
 export class ConfigError extends Error {
@@ -122,6 +126,10 @@ export function parseConfig(env: Env): Config {
   if (env.SIGNING_KEY) {
     if (env.SIGNING_KEY.length < 32) throw new ConfigError("SIGNING_KEY", "must be at least 32 characters: generate one with `openssl rand -hex 32`");
     config.signingKey = env.SIGNING_KEY;
+  }
+  if (env.ADMIN_TOKEN !== undefined && env.ADMIN_TOKEN !== "") {
+    if (env.ADMIN_TOKEN.length < 32) throw new ConfigError("ADMIN_TOKEN", "must be at least 32 characters: generate one with `openssl rand -hex 32`");
+    config.adminToken = env.ADMIN_TOKEN;
   }
   if (!config.objects) config.cacheRefusal = "no OBJECTS bucket is bound";
   else if (config.access === "origin" && !config.signingKey) {

@@ -89,6 +89,11 @@ export async function cacheKey(scope: KeyScope, request: Pick<CacheableCommand, 
  * segment starting with a dot, so it cannot collide with a real repository.
  */
 export function objectName(repo: string, command: string, key: string): string {
+  return `${repositoryPrefix(repo)}${command}/${key}`;
+}
+
+/** `<repo>/`: the prefix under which all of a repository's objects are named. */
+export function repositoryPrefix(repo: string): string {
   const path = repo.replace(/^\/+|\/+$/g, "");
-  return `${path === "" ? ".root" : path}/${command}/${key}`;
+  return `${path === "" ? ".root" : path}/`;
 }

@@ -8,6 +8,7 @@ import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
 import { forwardToOrigin, originTimes, type OriginFetch } from "./passthrough.ts";
 import { checkSignature } from "../cache/signing.ts";
 import { OBJECTS_ROUTE_PREFIX, handleObjectRequest, objectNameFromPath } from "./objects.ts";
+import { ADMIN_ROUTE_PREFIX, handleAdmin } from "./admin.ts";
 import { handleHandshake, handleV2Command, type V2Context } from "./v2.ts";
 import { classify, type HgRequest } from "./wireproto.ts";
 
@@ -55,10 +56,22 @@ function plainError(status: number, message: string): Response {
   return new Response(`${message}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
 }
 
-function route(context: V2Context, hg: HgRequest | { kind: "object" }): Promise<Response> | Response {
+/** hgedge's own routes, ahead of anything Mercurial could be asked. */
+type EdgeRoute = { kind: "object" } | { kind: "admin" };
+
+function routeOf(request: Request): HgRequest | EdgeRoute {
+  const { pathname } = new URL(request.url);
+  if (pathname.startsWith(OBJECTS_ROUTE_PREFIX)) return { kind: "object" };
+  if (pathname.startsWith(ADMIN_ROUTE_PREFIX)) return { kind: "admin" };
+  return classify(request);
+}
+
+function route(context: V2Context, hg: HgRequest | EdgeRoute): Promise<Response> | Response {
   switch (hg.kind) {
     case "object":
       return serveObject(context);
+    case "admin":
+      return handleAdmin(context);
     case "handshake":
       return handleHandshake(context);
     case "v2-command":
@@ -73,7 +86,7 @@ function route(context: V2Context, hg: HgRequest | { kind: "object" }): Promise<
  * answers so a client-side trace shows where the time went. Times are to the response headers;
  * bodies stream on.
  */
-function observed(request: Request, hg: HgRequest | { kind: "object" }, response: Response, edgeMs: number): Response {
+function observed(request: Request, hg: HgRequest | EdgeRoute, response: Response, edgeMs: number): Response {
   const originMs = originTimes.get(request);
   const url = new URL(request.url);
   console.log(
@@ -104,7 +117,7 @@ export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {
     const request = c.req.raw;
     const started = Date.now();
     const context: V2Context = { request, config: loadConfig(c.env), originFetch, ...executionContext(c) };
-    const hg = new URL(request.url).pathname.startsWith(OBJECTS_ROUTE_PREFIX) ? ({ kind: "object" } as const) : classify(request);
+    const hg = routeOf(request);
     const response = await route(context, hg);
     return observed(request, hg, response, Date.now() - started);
   });

@@ -1,0 +1,35 @@
+/**
+ * Deleting cached objects by name prefix (a repository, or one command of it), in pages: R2's
+ * `list` returns at most 1000 keys a page and `delete` takes at most 1000 keys a call.
+ */
+const R2_PAGE = 1000;
+
+export interface PurgeResult {
+  deleted: number;
+  /** Objects under the prefix remain (the cap was reached): call again. */
+  more: boolean;
+}
+
+/**
+ * Deletes up to `max` objects named `prefix…`. `onDeleted` hears each page's names (e.g. to
+ * drop PoP-cache copies) after R2 deleted them.
+ */
+export async function deleteByPrefix(
+  bucket: R2Bucket,
+  prefix: string,
+  max: number,
+  onDeleted: (names: string[]) => Promise<unknown> = async () => undefined,
+): Promise<PurgeResult> {
+  let deleted = 0;
+  while (deleted < max) {
+    // Always the first page: what was deleted is no longer listed.
+    const page = await bucket.list({ prefix, limit: Math.min(R2_PAGE, max - deleted) });
+    const names = page.objects.map((o) => o.key);
+    if (names.length === 0) return { deleted, more: false };
+    await bucket.delete(names);
+    await onDeleted(names);
+    deleted += names.length;
+    if (!page.truncated) return { deleted, more: false };
+  }
+  return { deleted, more: (await bucket.list({ prefix, limit: 1 })).objects.length > 0 };
+}
