@@ -4,6 +4,7 @@
  * its first request instead of misbehaving.
  */
 
+import type { Coalescer } from "./cache/coalescer.ts";
 import type { RedirectMode, RedirectTarget } from "./protocol/capabilities.ts";
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "./protocol/requests.ts";
 
@@ -44,6 +45,10 @@ export interface Env {
   FILL_CONCURRENCY?: string;
   /** Secret: bearer token of the admin API; unset, the API is off. */
   ADMIN_TOKEN?: string;
+  /** Durable Object namespace: single-flight of concurrent misses (src/cache/coalescer.ts). */
+  COALESCER?: DurableObjectNamespace<Coalescer>;
+  /** Milliseconds a miss waits for another request's fill of the same object. */
+  COALESCE_WAIT_MS?: string;
 }
 
 export type Access = "public" | "origin";
@@ -73,6 +78,10 @@ export interface Config {
   fillConcurrency: number;
   /** The admin API's bearer token; undefined: the API is off. */
   adminToken?: string;
+  /** Single-flight of concurrent misses; undefined: every miss asks the origin. */
+  coalescer?: DurableObjectNamespace<Coalescer>;
+  /** How long a follower waits for the leader's fill, and a leader's lease. */
+  coalesceWaitMs: number;
 }
 
 export class ConfigError extends Error {
@@ -118,7 +127,9 @@ export function parseConfig(env: Env): Config {
     originIdleTimeoutMs: parsePositiveInt("ORIGIN_IDLE_TIMEOUT_MS", env.ORIGIN_IDLE_TIMEOUT_MS, 60_000),
     fillConcurrency: parsePositiveInt("FILL_CONCURRENCY", env.FILL_CONCURRENCY, 4),
     urlTtlSeconds: parsePositiveInt("URL_TTL", env.URL_TTL, 300),
+    coalesceWaitMs: parsePositiveInt("COALESCE_WAIT_MS", env.COALESCE_WAIT_MS, 30_000),
   };
+  if (env.COALESCER) config.coalescer = env.COALESCER;
   const targets = parseRedirectTargets(env.REDIRECT_TARGETS);
   if (targets) config.redirectTargets = targets;
   if (env.OBJECTS) config.objects = env.OBJECTS;

@@ -1,4 +1,6 @@
-/** Worker entry: the Hono app built once per isolate. */
+/** Worker entry: the Hono app built once per isolate, and the Durable Object classes it binds. */
 import { createApp } from "./edge/app.ts";
+
+export { Coalescer } from "./cache/coalescer.ts";
 
 export default createApp();

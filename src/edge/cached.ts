@@ -9,6 +9,7 @@ import { fillWhileStreaming, type FillOutcome } from "../cache/fill.ts";
 import { cacheKey, objectName, KEY_FORMAT_VERSION, type CacheableCommand } from "../cache/keys.ts";
 import { chooseTarget, contentRouteUrls, publicBucketUrls } from "../cache/redirect.ts";
 import { ObjectWriter, readMetadata } from "../cache/store.ts";
+import type { JoinResult } from "../cache/coalescer.ts";
 import { FRAMING_MEDIA_TYPE } from "../protocol/capabilities.ts";
 import type { ParsedRequestBody } from "../protocol/requests.ts";
 import type { Config } from "../config.ts";
@@ -65,6 +66,12 @@ async function answerHit(context: V2Context, bucket: R2Bucket, command: Cacheabl
   return inlineAnswer(command.requestId, object.body, command.contentEncodings);
 }
 
+/**
+ * A miss. With a COALESCER bound, concurrent misses for one object share one fill: the leader
+ * fills from the origin, followers wait and are answered from R2 (see src/cache/coalescer.ts).
+ * A follower whose leader failed joins again once (its client may simply have gone away); one
+ * that waited too long, or whose second leader failed too, asks the origin without storing.
+ */
 async function answerMiss(
   context: V2Context,
   bucket: R2Bucket,
@@ -73,13 +80,75 @@ async function answerMiss(
   parsed: ParsedRequestBody,
   body: Uint8Array,
 ): Promise<Response> {
-  // A retried filesdata answer is a valid answer to the original request: stored under its key.
-  const response = await forwardV2Request(context, command.repo, parsed, body);
+  for (let join = 1; join <= MAX_JOINS; join++) {
+    const flight = await joinFlight(context, name);
+    if (flight.role === "leader") return fillFromOrigin(context, bucket, command, name, parsed, body, flight.settle);
+    if (flight.outcome === "committed") {
+      const stored = await bucket.head(name).catch(() => null);
+      const hit = stored ? await answerHit(context, bucket, command, stored) : undefined;
+      if (hit) return hit;
+      break;
+    }
+    log("info", "coalesce-wait-ended", { name, outcome: flight.outcome, join });
+    if (flight.outcome === "timeout") break;
+  }
+  return withStatus(await forwardV2Request(context, command.repo, parsed, body), "MISS");
+}
+
+const MAX_JOINS = 2;
+
+type Flight =
+  | { role: "leader"; settle: (committed: boolean) => void }
+  | { role: "follower"; outcome: "committed" | "failed" | "timeout" };
+
+/** Joins the object's single flight; without a COALESCER (or if it fails) every miss leads. */
+async function joinFlight({ config, waitUntil }: V2Context, name: string): Promise<Flight> {
+  const alone: Flight = { role: "leader", settle: () => undefined };
+  if (!config.coalescer) return alone;
+  const stub = config.coalescer.get(config.coalescer.idFromName(name));
+  let joined: JoinResult;
+  try {
+    joined = await stub.join(config.coalesceWaitMs, config.coalesceWaitMs);
+  } catch (error) {
+    log("warn", "coalescer-failed", { name, error: String(error) });
+    return alone;
+  }
+  if (joined.role === "follower") return joined;
+  let settled = false;
+  const settle = (committed: boolean) => {
+    if (settled) return;
+    settled = true;
+    const told = stub.settle(joined.lease, committed).catch((error: unknown) => log("warn", "coalescer-settle-failed", { name, error: String(error) }));
+    waitUntil?.(told);
+  };
+  return { role: "leader", settle };
+}
+
+/** Asks the origin and stores its answer while streaming it; `settle` hears whether it committed. */
+async function fillFromOrigin(
+  context: V2Context,
+  bucket: R2Bucket,
+  command: CacheableCommand,
+  name: string,
+  parsed: ParsedRequestBody,
+  body: Uint8Array,
+  settle: (committed: boolean) => void,
+): Promise<Response> {
+  let response: Response;
+  try {
+    // A retried filesdata answer is a valid answer to the original request: stored under its key.
+    response = await forwardV2Request(context, command.repo, parsed, body);
+  } catch (error) {
+    settle(false);
+    throw error;
+  }
   if (response.status !== 200 || response.headers.get("content-type") !== FRAMING_MEDIA_TYPE || !response.body) {
+    settle(false);
     return withStatus(response, "MISS");
   }
   const skip = fillSkipReason(name, context.config.fillConcurrency);
   if (skip) {
+    settle(false);
     log("info", "cache-fill-skipped", { name, reason: skip });
     return withStatus(response, "MISS");
   }
@@ -87,6 +156,7 @@ async function answerMiss(
   const writer = new ObjectWriter(bucket, name, command.command);
   const onOutcome = (outcome: FillOutcome) => {
     activeFills.delete(name);
+    settle(outcome.committed);
     if (outcome.committed) log("info", "cache-fill", { name, size: outcome.object.size, sha256: outcome.object.sha256 });
     else log("warn", "cache-fill-aborted", { name, reason: outcome.reason });
   };

@@ -7,15 +7,12 @@ import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
 import type { OriginFetch } from "../../src/edge/passthrough.ts";
-import { bytes, cborMap, mapGet, text, type CborMap } from "../../src/protocol/cbor.ts";
+import { cborMap, mapGet, text, type CborMap } from "../../src/protocol/cbor.ts";
 import { parseFrames } from "../../src/protocol/frames.ts";
 import { encodeRequestBody } from "../../src/protocol/requests.ts";
 import { collectResponses, encodeCommandError } from "../../src/protocol/responses.ts";
 import { fixtureBytes } from "../support/fixtures.ts";
-
-const EDGE = "http://edge.test";
-const FRAMING = "application/mercurial-exp-framing-0006";
-let generation = 0;
+import { EDGE, edge, FRAMING, manifestRequest } from "../support/cacheapp.ts";
 
 /** A scripted origin answering every request with `body`, counting calls. */
 function origin(body: Uint8Array, status = 200) {
@@ -25,40 +22,6 @@ function origin(body: Uint8Array, status = 200) {
     return new Response(body, { status, headers: { "content-type": FRAMING } });
   };
   return { calls, originFetch };
-}
-
-/** The app with the local R2, a fresh cache generation per call, and a waitUntil we can drain. */
-function edge(originFetch: OriginFetch, vars: Partial<Record<keyof Env, string>> = {}) {
-  const cacheVersion = `test-${Date.now()}-${generation++}`;
-  const app = createApp({ originFetch });
-  const pending: Promise<unknown>[] = [];
-  const ctx = { waitUntil: (p: Promise<unknown>) => pending.push(p), passThroughOnException() {}, props: {} };
-  const fetchEdge = async (request: Request) => {
-    const response = await app.fetch(request, { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ACCESS: "public", CACHE_VERSION: cacheVersion, MIN_REDIRECT_BYTES: "0", ...vars } as Env, ctx as unknown as ExecutionContext);
-    return response;
-  };
-  const settle = async () => {
-    await Promise.all(pending.splice(0));
-  };
-  return { fetchEdge, settle };
-}
-
-function manifestRequest(options: { targets?: string[]; encodings?: string[] } = {}): Request {
-  const body = encodeRequestBody(
-    [
-      {
-        name: "manifestdata",
-        args: cborMap({ tree: new Uint8Array(0), nodes: [new Uint8Array(20).fill(1)], fields: new Set([bytes("revision")]) }),
-        ...(options.targets ? { redirect: { targets: options.targets, hashes: ["sha256", "sha1"] } } : {}),
-      },
-    ],
-    options.encodings ?? ["identity"],
-  );
-  return new Request(`${EDGE}/repo/api/exp-http-v2-0003/ro/manifestdata`, {
-    method: "POST",
-    headers: { accept: FRAMING, "content-type": FRAMING },
-    body,
-  });
 }
 
 const recorded = fixtureBytes("cmd-manifestdata/002-response.body");
