@@ -5,6 +5,7 @@
  */
 
 import type { Coalescer } from "./cache/coalescer.ts";
+import type { StatsCounter } from "./cache/stats.ts";
 import type { RedirectMode, RedirectTarget } from "./protocol/capabilities.ts";
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "./protocol/requests.ts";
 
@@ -49,6 +50,10 @@ export interface Env {
   COALESCER?: DurableObjectNamespace<Coalescer>;
   /** Milliseconds a miss waits for another request's fill of the same object. */
   COALESCE_WAIT_MS?: string;
+  /** Durable Object namespace: cache counters per repository (src/cache/stats.ts). */
+  STATS?: DurableObjectNamespace<StatsCounter>;
+  /** Milliseconds an isolate gathers counts before sending them to STATS. */
+  STATS_FLUSH_MS?: string;
 }
 
 export type Access = "public" | "origin";
@@ -82,6 +87,9 @@ export interface Config {
   coalescer?: DurableObjectNamespace<Coalescer>;
   /** How long a follower waits for the leader's fill, and a leader's lease. */
   coalesceWaitMs: number;
+  /** Cache counters; undefined: not counted. */
+  stats?: DurableObjectNamespace<StatsCounter>;
+  statsFlushMs: number;
 }
 
 export class ConfigError extends Error {
@@ -128,8 +136,10 @@ export function parseConfig(env: Env): Config {
     fillConcurrency: parsePositiveInt("FILL_CONCURRENCY", env.FILL_CONCURRENCY, 4),
     urlTtlSeconds: parsePositiveInt("URL_TTL", env.URL_TTL, 300),
     coalesceWaitMs: parsePositiveInt("COALESCE_WAIT_MS", env.COALESCE_WAIT_MS, 30_000),
+    statsFlushMs: parsePositiveInt("STATS_FLUSH_MS", env.STATS_FLUSH_MS, 5_000),
   };
   if (env.COALESCER) config.coalescer = env.COALESCER;
+  if (env.STATS) config.stats = env.STATS;
   const targets = parseRedirectTargets(env.REDIRECT_TARGETS);
   if (targets) config.redirectTargets = targets;
   if (env.OBJECTS) config.objects = env.OBJECTS;

@@ -2,5 +2,6 @@
 import { createApp } from "./edge/app.ts";
 
 export { Coalescer } from "./cache/coalescer.ts";
+export { StatsCounter } from "./cache/stats.ts";
 
 export default createApp();

@@ -3,6 +3,7 @@ declare namespace Cloudflare {
   interface Env {
     ORIGIN_URL: string;
     OBJECTS: R2Bucket;
+    STATS: DurableObjectNamespace<import("../src/cache/stats.ts").StatsCounter>;
     COALESCER: DurableObjectNamespace<import("../src/cache/coalescer.ts").Coalescer>;
     /** Serves ../shared/fixtures/<path> from the host (see vitest.workers.config.ts). */
     FIXTURES: Fetcher;

@@ -7,6 +7,8 @@
  */
 import { repositoryPrefix } from "../cache/keys.ts";
 import { deleteByPrefix } from "../cache/purge.ts";
+import { emptyCounters, statsStub, storedUsage } from "../cache/stats.ts";
+import { retryStats } from "./retry.ts";
 import { contentRouteUrls } from "../cache/redirect.ts";
 import type { V2Context } from "./v2.ts";
 
@@ -28,6 +30,7 @@ export interface AdminResult {
 
 export const ADMIN_ACTIONS: Record<string, AdminAction> = {
   purge: { method: "POST", run: purge },
+  stats: { method: "GET", run: stats },
 };
 
 export async function handleAdmin(context: V2Context): Promise<Response> {
@@ -114,4 +117,35 @@ async function purge(context: V2Context, url: URL): Promise<AdminResult> {
 /** The PoP cache key of an object, as the content route writes it (src/edge/objects.ts). */
 function contentRouteKey(url: URL, name: string): Request {
   return new Request(contentRouteUrls(url.origin)(name));
+}
+
+/** Pages of R2 listing (1000 objects each) one stats request reads at most. */
+export const STATS_MAX_LIST_PAGES = 100;
+
+/**
+ * GET [?repo=/path]: per repository, objects and bytes stored (from R2's listing) and the cache
+ * counters (from the STATS Durable Object), plus this isolate's filesdata retry counts.
+ */
+async function stats({ config }: V2Context, url: URL): Promise<AdminResult> {
+  const repo = url.searchParams.get("repo") ?? undefined;
+  const stored = config.objects ? await storedUsage(config.objects, repo ? repositoryPrefix(repo) : "", STATS_MAX_LIST_PAGES) : undefined;
+  const counters = config.stats ? await statsStub(config.stats).read() : undefined;
+  const names = new Set([...Object.keys(stored?.repos ?? {}), ...Object.keys(counters ?? {})].filter((name) => !repo || name === normalisedRepo(repo)));
+  const repositories = Object.fromEntries(
+    [...names].sort().map((name) => [name, { stored: stored?.repos[name] ?? { objects: 0, bytes: 0 }, ...(counters ? { counters: counters[name] ?? emptyCounters() } : {}) }]),
+  );
+  return {
+    status: 200,
+    body: {
+      repositories,
+      listing: stored ? { objects: stored.listed, complete: stored.complete } : "no OBJECTS bucket is bound",
+      ...(counters ? {} : { counters: "not kept: bind the STATS Durable Object to count hits, redirects, misses and bypasses" }),
+      isolate: { filesdataRetries: retryStats.retries, filesdataDirect: retryStats.direct },
+    },
+  };
+}
+
+/** `/a/b` as requests name repositories (no trailing slash; the root is `/`). */
+function normalisedRepo(repo: string): string {
+  return `/${repo.replace(/^\/+|\/+$/g, "")}`;
 }

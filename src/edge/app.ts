@@ -3,8 +3,10 @@
  * capabilities handshake or a v2 command passes straight through to the origin.
  */
 import { Hono } from "hono";
-import { ConfigError, loadConfig, type Env } from "../config.ts";
-import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
+import { ConfigError, loadConfig, type Config, type Env } from "../config.ts";
+import { CACHE_STATUS_HEADER, type CacheStatus } from "../cache/answers.ts";
+import { StatsRecorder, statsStub, type StatsCounter } from "../cache/stats.ts";
+import { servedObjectBytes } from "./cached.ts";
 import { forwardToOrigin, originTimes, type OriginFetch } from "./passthrough.ts";
 import { checkSignature } from "../cache/signing.ts";
 import { OBJECTS_ROUTE_PREFIX, handleObjectRequest, objectNameFromPath } from "./objects.ts";
@@ -82,32 +84,87 @@ function route(context: V2Context, hg: HgRequest | EdgeRoute): Promise<Response>
 }
 
 /**
- * One structured log line per request (Workers Logs indexes JSON), and `Server-Timing` on v2
- * answers so a client-side trace shows where the time went. Times are to the response headers;
- * bodies stream on.
+ * One structured log line per request (Workers Logs indexes JSON), written when the body has
+ * been sent (or the client went away) so that it can say how many bytes went out, and
+ * `Server-Timing` on v2 answers so a client-side trace shows where the time went (to the
+ * response headers; bodies stream on). Cache outcomes also go to the STATS counters.
  */
-function observed(request: Request, hg: HgRequest | EdgeRoute, response: Response, edgeMs: number): Response {
+function observed(context: V2Context, hg: HgRequest | EdgeRoute, response: Response, edgeMs: number): Response {
+  const { request, config } = context;
   const originMs = originTimes.get(request);
-  const url = new URL(request.url);
-  console.log(
-    JSON.stringify({
-      level: "info",
-      event: "request",
-      method: request.method,
-      path: url.pathname,
-      kind: hg.kind,
-      ...(hg.kind === "v2-command" ? { repo: hg.repo, command: hg.command } : hg.kind === "handshake" ? { repo: hg.repo } : {}),
-      status: response.status,
-      cache: response.headers.get(CACHE_STATUS_HEADER) ?? undefined,
-      originMs,
-      edgeMs,
-    }),
-  );
-  if (hg.kind !== "v2-command" && hg.kind !== "handshake") return response;
+  const cache = (response.headers.get(CACHE_STATUS_HEADER) ?? undefined) as CacheStatus | undefined;
+  const repo = hg.kind === "v2-command" || hg.kind === "handshake" ? hg.repo : undefined;
+  const objectBytes = servedObjectBytes.get(request);
+  if (cache && repo !== undefined && config.stats) {
+    const saved = cache === "HIT" || cache === "REDIRECT" ? (objectBytes ?? 0) : 0;
+    statsRecorder(config).record(repo, cache, saved, context.waitUntil);
+  }
+  const started = Date.now() - edgeMs;
+  const line = {
+    level: "info",
+    event: "request",
+    method: request.method,
+    path: new URL(request.url).pathname,
+    kind: hg.kind,
+    ...(repo !== undefined ? { repo } : {}),
+    ...(hg.kind === "v2-command" ? { command: hg.command } : {}),
+    status: response.status,
+    cache,
+    objectBytes,
+    originMs,
+    edgeMs,
+  };
+  const logDone = (bytes: number, complete: boolean) => console.log(JSON.stringify({ ...line, bytes, complete, totalMs: Date.now() - started }));
+  const body = response.body ? countingBody(response.body, logDone) : null;
+  if (!body) logDone(0, true);
   const headers = new Headers(response.headers);
-  const timings = [`edge;dur=${edgeMs}`, ...(originMs === undefined ? [] : [`origin;dur=${originMs}`])];
-  headers.set("server-timing", timings.join(", "));
-  return new Response(response.body, { status: response.status, statusText: response.statusText, headers, encodeBody: "manual" });
+  if (hg.kind === "v2-command" || hg.kind === "handshake") {
+    const timings = [`edge;dur=${edgeMs}`, ...(originMs === undefined ? [] : [`origin;dur=${originMs}`])];
+    headers.set("server-timing", timings.join(", "));
+  }
+  // hgedge's own answers go out byte for byte. A proxied answer keeps the runtime's default: a
+  // body fetched with a Content-Encoding is read decoded, and is encoded again on the way out.
+  const encodeBody = hg.kind === "other" ? "automatic" : "manual";
+  return new Response(body, { status: response.status, statusText: response.statusText, headers, encodeBody });
+}
+
+/** Passes a body through unchanged, then reports how many bytes went out and whether all did. */
+function countingBody(body: ReadableStream<Uint8Array>, done: (bytes: number, complete: boolean) => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let bytes = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        done(bytes, false);
+        controller.error(error);
+        return;
+      }
+      if (chunk.done) {
+        done(bytes, true);
+        controller.close();
+        return;
+      }
+      bytes += chunk.value.byteLength;
+      controller.enqueue(chunk.value);
+    },
+    async cancel(reason) {
+      done(bytes, false);
+      await reader.cancel(reason);
+    },
+    // Read only when the client reads: no chunk is pulled (and no fill advanced) ahead of it.
+  }, { highWaterMark: 0 });
+}
+
+const recorders = new WeakMap<Config, StatsRecorder>();
+
+function statsRecorder(config: Config): StatsRecorder {
+  let recorder = recorders.get(config);
+  const namespace = config.stats as DurableObjectNamespace<StatsCounter>;
+  if (!recorder) recorders.set(config, (recorder = new StatsRecorder(() => statsStub(namespace), config.statsFlushMs)));
+  return recorder;
 }
 
 export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {
@@ -119,7 +176,7 @@ export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {
     const context: V2Context = { request, config: loadConfig(c.env), originFetch, ...executionContext(c) };
     const hg = routeOf(request);
     const response = await route(context, hg);
-    return observed(request, hg, response, Date.now() - started);
+    return observed(context, hg, response, Date.now() - started);
   });
   app.onError((error) => {
     if (error instanceof ConfigError) {

@@ -55,6 +55,7 @@ async function answerHit(context: V2Context, bucket: R2Bucket, command: Cacheabl
   const target = chooseTarget(command.redirect, redirectTargets(config, requestUrl));
   if (target && metadata.size >= config.minRedirectBytes) {
     log("info", "cache-redirect", { name: stored.key, size: metadata.size, target: target.name });
+    servedObjectBytes.set(request, metadata.size);
     return redirectAnswer(command.requestId, await objectUrl(config, requestUrl, stored.key), metadata, config.redirectFullHashes);
   }
   const object = await bucket.get(stored.key).catch((error: unknown) => {
@@ -63,6 +64,7 @@ async function answerHit(context: V2Context, bucket: R2Bucket, command: Cacheabl
   });
   if (!object) return undefined; // gone or unreadable since the head: fall back to the origin
   log("info", "cache-hit", { name: stored.key, size: metadata.size });
+  servedObjectBytes.set(request, metadata.size);
   return inlineAnswer(command.requestId, object.body, command.contentEncodings);
 }
 
@@ -169,6 +171,9 @@ async function fillFromOrigin(
   });
   return withStatus(new Response(filled, response), "MISS");
 }
+
+/** Size of the cached object a request was answered with (for logs and saved-bytes counters). */
+export const servedObjectBytes = new WeakMap<Request, number>();
 
 /**
  * Objects being filled in this isolate. A fill holds up to one R2 part (8 MiB) in memory and an

@@ -8,6 +8,9 @@ import type { Env } from "../../src/config.ts";
 import { PURGE_MAX_OBJECTS } from "../../src/edge/admin.ts";
 import { createApp } from "../../src/edge/app.ts";
 import { deleteByPrefix } from "../../src/cache/purge.ts";
+import { repositoryOfObject } from "../../src/cache/stats.ts";
+import { edge, FRAMING, manifestRequest } from "../support/cacheapp.ts";
+import { fixtureBytes } from "../support/fixtures.ts";
 
 const EDGE = "http://edge.test";
 const TOKEN = "t".repeat(40);
@@ -114,5 +117,44 @@ describe("purge", () => {
     expect(await listed("purge-many/")).toHaveLength(105);
     expect(await deleteByPrefix(env.OBJECTS, "purge-many/", PURGE_MAX_OBJECTS)).toEqual({ deleted: 105, more: false });
     expect(await listed("purge-many/")).toEqual([]);
+  });
+});
+
+describe("stats", () => {
+  it("reports objects and bytes stored per repository and the cache counters kept in STATS", async () => {
+    const repo = `stats-${Date.now()}`;
+    const recorded = await fixtureBytes("cmd-manifestdata/002-response.body");
+    const originFetch = async () => new Response(recorded, { headers: { "content-type": FRAMING } });
+    const vars = { ADMIN_TOKEN: TOKEN, STATS: env.STATS, STATS_FLUSH_MS: "10" };
+    const { fetchEdge, settle } = edge(originFetch, vars);
+    const send = async (request: Request) => (await fetchEdge(request)).arrayBuffer();
+    const at = (r: Request) => new Request(r.url.replace("/repo/", `/${repo}/`), { method: r.method, headers: r.headers, body: r.body });
+    await send(at(manifestRequest()));
+    await settle();
+    await send(at(manifestRequest()));
+    await send(at(manifestRequest({ targets: ["hgedge"] })));
+    await settle();
+
+    const response = await fetchEdge(new Request(`${EDGE}/.hgedge/admin/stats?repo=/${repo}`, { headers: auth() }));
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { repositories: Record<string, { stored: { objects: number; bytes: number }; counters: Record<string, number> }> };
+    const stored = await env.OBJECTS.list({ prefix: `${repo}/` });
+    expect(body.repositories).toEqual({
+      [`/${repo}`]: {
+        stored: { objects: 1, bytes: stored.objects[0]?.size },
+        counters: { misses: 1, hits: 1, redirects: 1, bypasses: 0, savedBytes: 2 * (stored.objects[0]?.size ?? 0) },
+      },
+    });
+  });
+
+  it("says counters are not kept without the STATS binding", async () => {
+    const response = await adminEdge()("/.hgedge/admin/stats?repo=/nothing-here", { headers: auth() });
+    expect(await response.json()).toMatchObject({ repositories: {}, counters: expect.stringContaining("STATS") });
+  });
+
+  it("names repositories as requests do", () => {
+    expect(repositoryOfObject(".root/filesdata/k")).toBe("/");
+    expect(repositoryOfObject("a/b/manifestdata/k")).toBe("/a/b");
+    expect(repositoryOfObject(".bundles/a/x.hg")).toBe(".bundles");
   });
 });

@@ -238,10 +238,15 @@ describe("observability", () => {
     try {
       const response = await app(origin.originFetch)(recordedRequest(capabilities!));
       expect(response.headers.get("server-timing")).toMatch(/^edge;dur=\d+, origin;dur=\d+$/);
-      const lines = log.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>).filter((l) => l.event === "request");
+      const requestLines = () => log.mock.calls.map(([line]) => JSON.parse(String(line)) as Record<string, unknown>).filter((l) => l.event === "request");
+      // The line is written once the body went out, with its size.
+      expect(requestLines()).toEqual([]);
+      const sent = (await bytesOf(response)).byteLength;
+      const lines = requestLines();
       expect(lines).toEqual([
-        expect.objectContaining({ method: "POST", kind: "v2-command", repo: "/", command: "capabilities", status: 200, cache: "BYPASS" }),
+        expect.objectContaining({ method: "POST", kind: "v2-command", repo: "/", command: "capabilities", status: 200, cache: "BYPASS", bytes: sent, complete: true }),
       ]);
+      expect(sent).toBeGreaterThan(0);
       expect(typeof lines[0]?.originMs).toBe("number");
       // Pass-through answers are left exactly as the origin sent them.
       const plain = await app(scriptedOrigin(() => new Response("page")).originFetch)(new Request(`${EDGE}/`));
