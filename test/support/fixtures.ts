@@ -5,8 +5,24 @@
 import { env } from "cloudflare:workers";
 import type { ExchangeMeta } from "./hgdump.ts";
 
+/**
+ * The binding's connection to the host process is occasionally dropped when the machine is
+ * heavily loaded ("Network connection lost"): that is the harness, not the code under test, so
+ * a read is tried again a few times before the test fails.
+ */
+async function fetchFixture(path: string): Promise<Response> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await env.FIXTURES.fetch(`http://fixtures/${path}`);
+    } catch (error) {
+      if (attempt >= 4 || !/Network connection lost/.test(String(error))) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
+  }
+}
+
 async function get(path: string): Promise<Response> {
-  const response = await env.FIXTURES.fetch(`http://fixtures/${path}`);
+  const response = await fetchFixture(path);
   if (!response.ok) throw new Error(`fixture ${path}: ${response.status} ${await response.text()}`);
   return response;
 }
@@ -24,7 +40,7 @@ export async function fixtureText(path: string): Promise<string> {
 }
 
 export async function fixtureExists(path: string): Promise<boolean> {
-  const response = await env.FIXTURES.fetch(`http://fixtures/${path}`);
+  const response = await fetchFixture(path);
   await response.body?.cancel();
   return response.ok;
 }
