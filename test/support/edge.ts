@@ -37,23 +37,23 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
  * Starts the edge on free loopback ports. A port found free can be taken by another process
  * before wrangler binds it (tests run in parallel): then it tries again on new ports.
  */
-export async function startEdge(originUrl: string, extraVars: Record<string, string> = {}): Promise<Edge> {
+export async function startEdge(originUrl: string, extraVars: Record<string, string> = {}, wranglerArgs: string[] = []): Promise<Edge> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startEdgeOnce(originUrl, extraVars);
+      return await startEdgeOnce(originUrl, extraVars, wranglerArgs);
     } catch (error) {
       if (attempt >= 3 || !/Address already in use/.test(String(error))) throw error;
     }
   }
 }
 
-async function startEdgeOnce(originUrl: string, extraVars: Record<string, string>): Promise<Edge> {
+async function startEdgeOnce(originUrl: string, extraVars: Record<string, string>, wranglerArgs: string[]): Promise<Edge> {
   const port = await freePort();
   // wrangler dev also binds an inspector port (9229 by default): edges started in parallel
   // test files would collide on it.
   const inspectorPort = await freePort();
   const vars = Object.entries({ ORIGIN_URL: originUrl, ...extraVars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
-  const child = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspectorPort), "--ip", "127.0.0.1", ...vars], {
+  const child = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspectorPort), "--ip", "127.0.0.1", ...vars, ...wranglerArgs], {
     cwd: projectRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
@@ -100,10 +100,10 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(hgPath: string, repoDir: string, edgeVars: Record<string, string>): Promise<Stack> {
+export async function startStack(hgPath: string, repoDir: string, edgeVars: Record<string, string>, wranglerArgs: string[] = []): Promise<Stack> {
   const origin = await serveRepo({ hgPath, repoDir, v2: true });
   const recorder = await startRecordingProxy(origin.url);
-  const edge = await startEdge(recorder.url, edgeVars);
+  const edge = await startEdge(recorder.url, edgeVars, wranglerArgs);
   return {
     origin,
     recorder,
