@@ -8,6 +8,7 @@ import type { Coalescer } from "./cache/coalescer.ts";
 import type { StatsCounter } from "./cache/stats.ts";
 import type { RedirectMode, RedirectTarget } from "./protocol/capabilities.ts";
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "./protocol/requests.ts";
+import { OBJECTS_PATH, type TargetRegions } from "./cache/redirect.ts";
 
 export interface Env {
   ORIGIN_URL?: string;
@@ -54,6 +55,12 @@ export interface Env {
   STATS?: DurableObjectNamespace<StatsCounter>;
   /** Milliseconds an isolate gathers counts before sending them to STATS. */
   STATS_FLUSH_MS?: string;
+  /** JSON {"countries": {"DE": [names]}, "continents": {"EU": [names]}}: targets to prefer by client region. */
+  TARGET_REGIONS?: string;
+  /** JSON {name: base URL}: where redirects to each REDIRECT_TARGETS target point (object names below it). */
+  TARGET_OBJECT_URLS?: string;
+  /** Seconds a target whose probe failed is skipped, and between probes of a target. */
+  TARGET_RETRY_SECONDS?: string;
 }
 
 export type Access = "public" | "origin";
@@ -90,6 +97,11 @@ export interface Config {
   /** Cache counters; undefined: not counted. */
   stats?: DurableObjectNamespace<StatsCounter>;
   statsFlushMs: number;
+  /** Targets preferred for clients of a country or continent (names all in redirectTargets). */
+  targetRegions?: TargetRegions;
+  /** Per target, the base URL its redirects point under (names all in redirectTargets). */
+  targetObjectUrls?: Map<string, URL>;
+  targetRetrySeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -137,11 +149,16 @@ export function parseConfig(env: Env): Config {
     urlTtlSeconds: parsePositiveInt("URL_TTL", env.URL_TTL, 300),
     coalesceWaitMs: parsePositiveInt("COALESCE_WAIT_MS", env.COALESCE_WAIT_MS, 30_000),
     statsFlushMs: parsePositiveInt("STATS_FLUSH_MS", env.STATS_FLUSH_MS, 5_000),
+    targetRetrySeconds: parsePositiveInt("TARGET_RETRY_SECONDS", env.TARGET_RETRY_SECONDS, 60),
   };
   if (env.COALESCER) config.coalescer = env.COALESCER;
   if (env.STATS) config.stats = env.STATS;
   const targets = parseRedirectTargets(env.REDIRECT_TARGETS);
   if (targets) config.redirectTargets = targets;
+  const regions = parseTargetRegions(env.TARGET_REGIONS, targets);
+  if (regions) config.targetRegions = regions;
+  const objectUrls = parseTargetObjectUrls(env.TARGET_OBJECT_URLS, targets, config.access);
+  if (objectUrls) config.targetObjectUrls = objectUrls;
   if (env.OBJECTS) config.objects = env.OBJECTS;
   if (env.PUBLIC_OBJECTS_URL?.trim()) config.publicObjectsUrl = parseHttpUrl("PUBLIC_OBJECTS_URL", env.PUBLIC_OBJECTS_URL);
   if (env.SIGNING_KEY) {
@@ -269,4 +286,87 @@ function parsePositiveInt(binding: string, value: string | undefined, fallback: 
     throw new ConfigError(binding, `must be a positive whole number, got "${value}"`);
   }
   return n;
+}
+
+/** Continent codes as Cloudflare gives them in `request.cf.continent`. */
+const CONTINENTS = ["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+
+/** A JSON object binding that refers to REDIRECT_TARGETS by name. */
+function parseTargetsObject(binding: string, value: string, targets: RedirectTarget[] | undefined, example: string): Record<string, unknown> {
+  const fail = (message: string): never => {
+    throw new ConfigError(binding, message);
+  };
+  if (!targets) fail("needs REDIRECT_TARGETS: it refers to configured targets by name (the default target cannot be named)");
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (error) {
+    fail(`is not valid JSON (${(error as Error).message}); expected e.g. ${example}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) fail(`must be a JSON object, e.g. ${example}`);
+  return parsed as Record<string, unknown>;
+}
+
+function checkTargetName(binding: string, name: unknown, targets: RedirectTarget[], where: string): string {
+  if (typeof name !== "string" || !targets.some((t) => t.name === name)) {
+    const known = targets.map((t) => t.name).join(", ");
+    throw new ConfigError(binding, `${where}: "${String(name)}" is not a target in REDIRECT_TARGETS (known: ${known})`);
+  }
+  return name;
+}
+
+/**
+ * TARGET_REGIONS: {"countries": {"DE": ["r2-eu"]}, "continents": {"EU": ["r2-eu", "r2-us"]}}.
+ * Countries and continents are separate maps because their codes overlap (AF, AS, NA, SA).
+ */
+function parseTargetRegions(value: string | undefined, targets: RedirectTarget[] | undefined): TargetRegions | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  const binding = "TARGET_REGIONS";
+  const parsed = parseTargetsObject(binding, value, targets, '{"continents":{"EU":["r2-eu"]},"countries":{"US":["r2-us"]}}');
+  const fail = (message: string): never => {
+    throw new ConfigError(binding, message);
+  };
+  for (const key of Object.keys(parsed)) if (key !== "countries" && key !== "continents") fail(`has an unknown key "${key}": expected "countries" and/or "continents"`);
+  const table = (kind: "countries" | "continents", validCode: (code: string) => boolean, codes: string): Map<string, string[]> => {
+    const raw = parsed[kind] ?? {};
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return fail(`"${kind}" must be an object of code → [target names]`);
+    const map = new Map<string, string[]>();
+    for (const [rawCode, names] of Object.entries(raw)) {
+      const code = rawCode.toUpperCase();
+      if (!validCode(code)) fail(`"${rawCode}" in "${kind}" is not ${codes}`);
+      if (!Array.isArray(names) || names.length === 0) fail(`${kind} "${rawCode}" must be a non-empty array of target names`);
+      map.set(code, (names as unknown[]).map((name) => checkTargetName(binding, name, targets as RedirectTarget[], `${kind} "${rawCode}"`)));
+    }
+    return map;
+  };
+  return {
+    countries: table("countries", (c) => /^[A-Z][A-Z0-9]$/.test(c), "a two-letter country code as in request.cf.country (e.g. DE)"),
+    continents: table("continents", (c) => CONTINENTS.includes(c), `a continent code (${CONTINENTS.join(", ")})`),
+  };
+}
+
+/**
+ * TARGET_OBJECT_URLS: {"r2-eu": "https://eu.objects.example.org/"}: redirects to that target point
+ * at <base><object name>. Without an entry they point at PUBLIC_OBJECTS_URL or the content route
+ * of the edge the client is talking to. With ACCESS=origin the URLs are signed and only hgedge's
+ * content route checks signatures, so each base must be one (…/.hgedge/objects/).
+ */
+function parseTargetObjectUrls(value: string | undefined, targets: RedirectTarget[] | undefined, access: Access): Map<string, URL> | undefined {
+  if (value === undefined || value.trim() === "") return undefined;
+  const binding = "TARGET_OBJECT_URLS";
+  const parsed = parseTargetsObject(binding, value, targets, '{"r2-eu":"https://eu.objects.example.org/"}');
+  const urls = new Map<string, URL>();
+  for (const [name, raw] of Object.entries(parsed)) {
+    checkTargetName(binding, name, targets as RedirectTarget[], "key");
+    if (typeof raw !== "string") throw new ConfigError(binding, `${name}: must be a URL string`);
+    const url = parseHttpUrl(binding, raw);
+    if (access === "origin" && !url.pathname.endsWith(OBJECTS_PATH)) {
+      throw new ConfigError(
+        binding,
+        `${name}: with ACCESS=origin redirects are signed URLs that only hgedge's content route checks, so the base must be https://<an hgedge host>${OBJECTS_PATH} (got ${url.href})`,
+      );
+    }
+    urls.set(name, url);
+  }
+  return urls;
 }

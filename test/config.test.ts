@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig, type Env } from "../src/config.ts";
 
 const base: Env = { ORIGIN_URL: "http://127.0.0.1:8000" };
+const TWO = '[{"name":"a","protocol":"https","uris":["https://a.example/"]},{"name":"b","protocol":"https","uris":["https://b.example/"]}]';
 const errorOf = (env: Env) => {
   try {
     parseConfig(env);
@@ -45,6 +46,19 @@ describe("config", () => {
     [{ REDIRECT_TARGETS: '[{"name":"a","protocol":"http","uris":["http://a/"]},{"name":"a","protocol":"http","uris":["http://b/"]}]' }, "REDIRECT_TARGETS", /used twice/],
     [{ REDIRECT_TARGETS: '[{"name":"a","protocol":"http","uris":[]}]' }, "REDIRECT_TARGETS", /uris/],
     [{ REDIRECT_TARGETS: '[{"name":"a","protocol":"http","uris":["http://a/"],"priority":1}]' }, "REDIRECT_TARGETS", /unknown key "priority"/],
+    [{ TARGET_RETRY_SECONDS: "0" }, "TARGET_RETRY_SECONDS", /positive whole number/],
+    [{ TARGET_REGIONS: '{"continents":{"EU":["a"]}}' }, "TARGET_REGIONS", /needs REDIRECT_TARGETS/],
+    [{ REDIRECT_TARGETS: TWO, TARGET_REGIONS: "[" }, "TARGET_REGIONS", /not valid JSON/],
+    [{ REDIRECT_TARGETS: TWO, TARGET_REGIONS: '[["EU","a"]]' }, "TARGET_REGIONS", /must be a JSON object/],
+    [{ REDIRECT_TARGETS: TWO, TARGET_REGIONS: '{"EU":["a"]}' }, "TARGET_REGIONS", /unknown key "EU": expected "countries" and\/or "continents"/],
+    [{ REDIRECT_TARGETS: TWO, TARGET_REGIONS: '{"continents":{"EU":["a","r2-mars"]}}' }, "TARGET_REGIONS", /continents "EU": "r2-mars" is not a target in REDIRECT_TARGETS \(known: a, b\)/],
+    [{ REDIRECT_TARGETS: TWO, TARGET_REGIONS: '{"countries":{"DE":[]}}' }, "TARGET_REGIONS", /non-empty array/],
+    [{ REDIRECT_TARGETS: TWO, TARGET_REGIONS: '{"countries":{"Germany":["a"]}}' }, "TARGET_REGIONS", /"Germany" in "countries" is not a two-letter country code/],
+    [{ REDIRECT_TARGETS: TWO, TARGET_REGIONS: '{"continents":{"EUROPE":["a"]}}' }, "TARGET_REGIONS", /not a continent code \(AF, AN, AS, EU, NA, OC, SA\)/],
+    [{ TARGET_OBJECT_URLS: '{"a":"https://a.example/"}' }, "TARGET_OBJECT_URLS", /needs REDIRECT_TARGETS/],
+    [{ REDIRECT_TARGETS: TWO, ACCESS: "public", TARGET_OBJECT_URLS: '{"c":"https://c.example/"}' }, "TARGET_OBJECT_URLS", /key: "c" is not a target/],
+    [{ REDIRECT_TARGETS: TWO, ACCESS: "public", TARGET_OBJECT_URLS: '{"a":"ftp://a.example/"}' }, "TARGET_OBJECT_URLS", /http or https/],
+    [{ REDIRECT_TARGETS: TWO, TARGET_OBJECT_URLS: '{"a":"https://a.example/"}' }, "TARGET_OBJECT_URLS", /ACCESS=origin .* must be https:\/\/<an hgedge host>\/\.hgedge\/objects\//],
   ])("refuses %o, naming %s", (override, binding, message) => {
     const error = errorOf({ ...base, ...override } as Env);
     expect(error).toBeInstanceOf(ConfigError);
@@ -64,5 +78,25 @@ describe("config", () => {
     ]);
     expect(config.redirectMode).toBe("append");
     expect(config.access).toBe("public");
+  });
+
+  it("reads the region preferences, object URLs and retry period of the targets", () => {
+    const config = parseConfig({
+      ...base,
+      REDIRECT_TARGETS: TWO,
+      TARGET_REGIONS: '{"countries":{"de":["b","a"]},"continents":{"EU":["b"],"NA":["a"]}}',
+      TARGET_OBJECT_URLS: '{"b":"https://edge-b.example/.hgedge/objects/"}',
+      TARGET_RETRY_SECONDS: "120",
+    });
+    expect(config.targetRegions?.countries).toEqual(new Map([["DE", ["b", "a"]]]));
+    expect(config.targetRegions?.continents).toEqual(new Map([["EU", ["b"]], ["NA", ["a"]]]));
+    expect(config.targetObjectUrls).toEqual(new Map([["b", new URL("https://edge-b.example/.hgedge/objects/")]]));
+    expect(config.targetRetrySeconds).toBe(120);
+    expect(parseConfig(base)).toMatchObject({ targetRetrySeconds: 60 });
+    expect(parseConfig(base).targetRegions).toBeUndefined();
+    // A public deployment may point a target at an R2 custom domain serving the bucket.
+    expect(parseConfig({ ...base, ACCESS: "public", REDIRECT_TARGETS: TWO, TARGET_OBJECT_URLS: '{"a":"https://eu.objects.example/"}' }).targetObjectUrls?.get("a")?.href).toBe(
+      "https://eu.objects.example/",
+    );
   });
 });

@@ -2,9 +2,9 @@
  * The redirect decision and where redirects point (protocol.md §6.3, §8.5).
  *
  * A redirect is only allowed to a target the client listed in its request (an empty list means
- * none), and the spec asks for the first client-listed target the server serves. URLs point at
- * the Worker's content route, or at PUBLIC_OBJECTS_URL (an R2 custom domain) when configured.
- * Signed URLs for private repositories will slot in as another ObjectUrlBuilder.
+ * none); among those, `chooseTarget` prefers the client's region and healthy targets. URLs point
+ * at the Worker's content route, at the chosen target's TARGET_OBJECT_URLS entry, or at
+ * PUBLIC_OBJECTS_URL (an R2 custom domain) when configured; private repositories' URLs are signed.
  */
 import { text } from "../protocol/cbor.ts";
 import type { RedirectTarget } from "../protocol/capabilities.ts";
@@ -12,14 +12,66 @@ import type { RedirectRequest } from "../protocol/requests.ts";
 
 export const OBJECTS_PATH = "/.hgedge/objects/";
 
-/** The first target the client accepts that we advertise, or undefined: answer inline. */
-export function chooseTarget(accepted: RedirectRequest | undefined, ours: readonly RedirectTarget[]): RedirectTarget | undefined {
+/**
+ * Which targets a client near `place` should be sent to first. Country codes and continent codes
+ * overlap (AF, AS, NA, SA are both), hence two separate maps.
+ */
+export interface TargetRegions {
+  /** ISO 3166-1 country code as in `request.cf.country` (e.g. "DE") → target names, best first. */
+  countries: ReadonlyMap<string, readonly string[]>;
+  /** Continent code as in `request.cf.continent` (AF, AN, AS, EU, NA, OC, SA) → target names. */
+  continents: ReadonlyMap<string, readonly string[]>;
+}
+
+/** Where the client is, as Cloudflare tells the Worker (`request.cf`); either may be unknown. */
+export interface ClientPlace {
+  country?: string;
+  continent?: string;
+}
+
+export interface TargetPreference {
+  place?: ClientPlace;
+  regions?: TargetRegions;
+  /** False for a target that failed recently (see health.ts); every target is healthy without it. */
+  isHealthy?: (name: string) => boolean;
+}
+
+/**
+ * The target a redirect should use, or undefined: answer inline.
+ *
+ * Only targets the client listed may be used (protocol.md §6.3). The spec's "first client-listed
+ * target" is no choice at all with real 5.x clients — they list every target they accept, in the
+ * order we advertised — so among the accepted ones hgedge prefers the targets configured for the
+ * client's country, then its continent, then the rest in REDIRECT_TARGETS order, and skips any
+ * that failed recently. When every accepted target is unhealthy the answer is inline: a 5.x
+ * client that cannot fetch a redirect aborts the command (it has no fallback), while an inline
+ * answer comes from R2 through this edge and works.
+ */
+export function chooseTarget(
+  accepted: RedirectRequest | undefined,
+  ours: readonly RedirectTarget[],
+  preference: TargetPreference = {},
+): RedirectTarget | undefined {
   if (!accepted) return undefined;
-  for (const name of accepted.targets.map(text)) {
-    const target = ours.find((t) => t.name === name);
-    if (target) return target;
+  const acceptedNames = new Set(accepted.targets.map(text));
+  const isHealthy = preference.isHealthy ?? (() => true);
+  return preferenceOrder(ours, preference.place, preference.regions).find((t) => acceptedNames.has(t.name) && isHealthy(t.name));
+}
+
+/** Our targets, those preferred for the client's country first, then its continent's, then the rest. */
+export function preferenceOrder(ours: readonly RedirectTarget[], place: ClientPlace = {}, regions?: TargetRegions): RedirectTarget[] {
+  const preferred = [
+    ...((place.country && regions?.countries.get(place.country)) || []),
+    ...((place.continent && regions?.continents.get(place.continent)) || []),
+  ];
+  const byName = new Map(ours.map((t) => [t.name, t]));
+  const ordered = new Set<RedirectTarget>();
+  for (const name of preferred) {
+    const target = byName.get(name);
+    if (target) ordered.add(target);
   }
-  return undefined;
+  for (const target of ours) ordered.add(target);
+  return [...ordered];
 }
 
 export type ObjectUrlBuilder = (objectName: string) => string;

@@ -13,10 +13,15 @@ import { OBJECTS_ROUTE_PREFIX, handleObjectRequest, objectNameFromPath } from ".
 import { ADMIN_ROUTE_PREFIX, handleAdmin } from "./admin.ts";
 import { handleHandshake, handleV2Command, type V2Context } from "./v2.ts";
 import { classify, type HgRequest } from "./wireproto.ts";
+import { TargetHealth, type ProbeFetch } from "../cache/health.ts";
 
 export interface AppOptions {
   /** How to reach the origin (tests substitute a scripted origin). */
   originFetch?: OriginFetch;
+  /** How to probe redirect targets (tests substitute scripted targets). */
+  probeFetch?: ProbeFetch;
+  /** Milliseconds since the epoch, for the target health memory (tests move time by hand). */
+  clock?: () => number;
 }
 
 /** ctx.waitUntil when running in a Worker; absent when the app is called without one (tests). */
@@ -169,11 +174,12 @@ function statsRecorder(config: Config): StatsRecorder {
 
 export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {
   const originFetch: OriginFetch = options.originFetch ?? ((url, init) => fetch(url, init));
+  const targetHealth = new TargetHealth(options.probeFetch ?? ((url, init) => fetch(url, init)), options.clock);
   const app = new Hono<{ Bindings: Env }>();
   app.all("*", async (c) => {
     const request = c.req.raw;
     const started = Date.now();
-    const context: V2Context = { request, config: loadConfig(c.env), originFetch, ...executionContext(c) };
+    const context: V2Context = { request, config: loadConfig(c.env), originFetch, targetHealth, ...executionContext(c) };
     const hg = routeOf(request);
     const response = await route(context, hg);
     return observed(context, hg, response, Date.now() - started);

@@ -7,7 +7,7 @@
 import { inlineAnswer, redirectAnswer, CACHE_STATUS_HEADER, type CacheStatus } from "../cache/answers.ts";
 import { fillWhileStreaming, type FillOutcome } from "../cache/fill.ts";
 import { cacheKey, objectName, KEY_FORMAT_VERSION, type CacheableCommand } from "../cache/keys.ts";
-import { chooseTarget, contentRouteUrls, publicBucketUrls } from "../cache/redirect.ts";
+import { contentRouteUrls, publicBucketUrls } from "../cache/redirect.ts";
 import { ObjectWriter, readMetadata } from "../cache/store.ts";
 import type { JoinResult } from "../cache/coalescer.ts";
 import { FRAMING_MEDIA_TYPE } from "../protocol/capabilities.ts";
@@ -17,7 +17,7 @@ import { AccessMemo } from "../cache/access.ts";
 import { signedUrls } from "../cache/signing.ts";
 import { forwardToOrigin, originUrlFor } from "./passthrough.ts";
 import { forwardV2Request } from "./retry.ts";
-import { redirectTargets } from "./targets.ts";
+import { chooseRedirectTarget } from "./targets.ts";
 import type { V2Context } from "./v2.ts";
 
 export async function answerCacheable(
@@ -52,11 +52,12 @@ async function answerHit(context: V2Context, bucket: R2Bucket, command: Cacheabl
   }
   const metadata = readMetadata(stored);
   const requestUrl = new URL(request.url);
-  const target = chooseTarget(command.redirect, redirectTargets(config, requestUrl));
-  if (target && metadata.size >= config.minRedirectBytes) {
+  // Small objects go inline whatever the client accepts: no target is chosen (nor probed).
+  const target = metadata.size >= config.minRedirectBytes ? chooseRedirectTarget(context, command.redirect) : undefined;
+  if (target) {
     log("info", "cache-redirect", { name: stored.key, size: metadata.size, target: target.name });
     servedObjectBytes.set(request, metadata.size);
-    return redirectAnswer(command.requestId, await objectUrl(config, requestUrl, stored.key), metadata, config.redirectFullHashes);
+    return redirectAnswer(command.requestId, await objectUrl(config, requestUrl, stored.key, config.targetObjectUrls?.get(target.name)), metadata, config.redirectFullHashes);
   }
   const object = await bucket.get(stored.key).catch((error: unknown) => {
     log("warn", "r2-get-failed", { name: stored.key, error: String(error) });
@@ -190,12 +191,13 @@ function fillSkipReason(name: string, limit: number): string | undefined {
 }
 
 /**
- * Where a redirect points: for public repositories the R2 custom domain if there is one, else
- * the content route; for the others always a signed, expiring content-route URL.
+ * Where a redirect points: under the chosen target's TARGET_OBJECT_URLS base if it has one; else,
+ * for public repositories, the R2 custom domain if there is one, else the content route; for the
+ * others always a signed, expiring URL (on the target's base, which is then an hgedge content route).
  */
-async function objectUrl(config: Config, requestUrl: URL, name: string): Promise<string> {
-  const route = contentRouteUrls(requestUrl.origin);
-  if (config.access === "public") return (config.publicObjectsUrl ? publicBucketUrls(config.publicObjectsUrl) : route)(name);
+async function objectUrl(config: Config, requestUrl: URL, name: string, targetBase?: URL): Promise<string> {
+  const route = targetBase ? publicBucketUrls(targetBase) : contentRouteUrls(requestUrl.origin);
+  if (config.access === "public") return (!targetBase && config.publicObjectsUrl ? publicBucketUrls(config.publicObjectsUrl) : route)(name);
   const sign = await signedUrls(route, config.signingKey as string, config.urlTtlSeconds);
   return sign(name);
 }

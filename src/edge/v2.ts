@@ -20,6 +20,7 @@ import { forwardV2Request } from "./retry.ts";
 import { redirectTargets } from "./targets.ts";
 import { forwardToOrigin, type OriginFetch } from "./passthrough.ts";
 import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
+import type { TargetHealth } from "../cache/health.ts";
 
 /** Capabilities answers are a few KiB; anything much larger is not one we should rewrite. */
 const MAX_CAPABILITIES_BYTES = 1 << 20;
@@ -31,6 +32,8 @@ export interface V2Context {
   originFetch: OriginFetch;
   /** ctx.waitUntil, for work that outlives the response (cache commits). */
   waitUntil?: (promise: Promise<unknown>) => void;
+  /** This isolate's memory of which redirect targets failed their probes (see cache/health.ts). */
+  targetHealth?: TargetHealth;
 }
 
 /** GET <repo>?cmd=capabilities with upgrade headers: add our targets to the CBOR answer. */
