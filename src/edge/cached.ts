@@ -41,7 +41,7 @@ export async function answerCacheable(
     const hit = await answerHit(context, bucket, command, stored);
     if (hit) return hit;
   }
-  return answerMiss(context, bucket, command, name, parsed, body);
+  return answerMiss({ context, bucket, command, name, parsed, body });
 }
 
 async function answerHit(context: V2Context, bucket: R2Bucket, command: CacheableCommand, stored: R2Object): Promise<Response | undefined> {
@@ -69,23 +69,29 @@ async function answerHit(context: V2Context, bucket: R2Bucket, command: Cacheabl
   return inlineAnswer(command.requestId, object.body, command.contentEncodings);
 }
 
+/** A cacheable request whose object is not in R2, and what answering it needs. */
+interface Miss {
+  context: V2Context;
+  bucket: R2Bucket;
+  command: CacheableCommand;
+  /** The object's R2 name. */
+  name: string;
+  parsed: ParsedRequestBody;
+  /** The request body, forwarded to the origin as the client sent it. */
+  body: Uint8Array;
+}
+
 /**
  * A miss. With a COALESCER bound, concurrent misses for one object share one fill: the leader
  * fills from the origin, followers wait and are answered from R2 (see src/cache/coalescer.ts).
  * A follower whose leader failed joins again once (its client may simply have gone away); one
  * that waited too long, or whose second leader failed too, asks the origin without storing.
  */
-async function answerMiss(
-  context: V2Context,
-  bucket: R2Bucket,
-  command: CacheableCommand,
-  name: string,
-  parsed: ParsedRequestBody,
-  body: Uint8Array,
-): Promise<Response> {
+async function answerMiss(miss: Miss): Promise<Response> {
+  const { context, bucket, command, name, parsed, body } = miss;
   for (let join = 1; join <= MAX_JOINS; join++) {
     const flight = await joinFlight(context, name);
-    if (flight.role === "leader") return fillFromOrigin(context, bucket, command, name, parsed, body, flight.settle);
+    if (flight.role === "leader") return fillFromOrigin(miss, flight.settle);
     if (flight.outcome === "committed") {
       const stored = await bucket.head(name).catch(() => null);
       const hit = stored ? await answerHit(context, bucket, command, stored) : undefined;
@@ -128,15 +134,7 @@ async function joinFlight({ config, waitUntil }: V2Context, name: string): Promi
 }
 
 /** Asks the origin and stores its answer while streaming it; `settle` hears whether it committed. */
-async function fillFromOrigin(
-  context: V2Context,
-  bucket: R2Bucket,
-  command: CacheableCommand,
-  name: string,
-  parsed: ParsedRequestBody,
-  body: Uint8Array,
-  settle: (committed: boolean) => void,
-): Promise<Response> {
+async function fillFromOrigin({ context, bucket, command, name, parsed, body }: Miss, settle: (committed: boolean) => void): Promise<Response> {
   let response: Response;
   try {
     // A retried filesdata answer is a valid answer to the original request: stored under its key.
