@@ -22,9 +22,9 @@
  *    than CASE_BUDGET_MS, and (in Node, where process.memoryUsage is real) none allocates more
  *    than MEMORY_BUDGET_BYTES of buffers.
  *
- * Defects found this way are listed in FIXED_DEFECTS (kept as regression tests) and, while
- * still open, in KNOWN_DEFECTS (steered around here, pinned by `it.fails` tests); both in
- * test/protocol/fuzz.test.ts.
+ * Defects found this way are listed in FIXED_DEFECTS and kept as regression tests in
+ * test/protocol/fuzz.test.ts. One still open would go in a KNOWN_DEFECTS list, steered around
+ * here and pinned by an `it.fails` test there, until fixed.
  *
  * Seeds and counts: HGEDGE_FUZZ_SEED (default DEFAULT_SEED) and HGEDGE_FUZZ_RUNS (total cases
  * over all properties; default: each property's small `defaultRuns`). Inside workerd the host's
@@ -741,61 +741,10 @@ export const FIXED_DEFECTS = {
     "the CBOR decoder returned the integer -2^53 (3b 00 1f ff ff ff ff ff ff) as the JS number -9007199254740992, which encode refuses " +
     "with a CborEncodeError; the app encodes request arguments (cache key, filesdata retry) outside any try, so such a request " +
     "made app.fetch reject",
-} as const;
-
-/**
- * Defects of src/ found by this fuzzing and still open. The properties steer around them (so
- * that they keep guarding everything else); each is pinned by an `it.fails` test in
- * test/protocol/fuzz.test.ts that turns red once it is fixed: then drop the steering.
- */
-export const KNOWN_DEFECTS = {
   zstdLaterFrame:
-    "zstd-8mb checks the window of the stream's first zstd frame only: a second frame in the same stream may declare up to 2 GiB, " +
-    "and fzstd allocates it",
+    "zstd-8mb checked the window of the stream's first zstd frame only: a second frame in the same stream could declare up to 2 GiB, " +
+    "and fzstd allocated it",
 } as const;
-
-/** fzstd's window for a zstd frame header at `at` (what it would allocate), or 0 if there is none. */
-function zstdWindowAt(d: Uint8Array, at: number): number {
-  if (d[at] !== 0x28 || d[at + 1] !== 0xb5 || d[at + 2] !== 0x2f || d[at + 3] !== 0xfd) return 0;
-  const flags = d[at + 4] ?? 0;
-  const singleSegment = (flags >> 5) & 1;
-  const fcsFlag = flags >> 6;
-  if (!singleSegment) {
-    const w = d[at + 5] ?? 0;
-    const base = 2 ** (10 + (w >> 3));
-    return base + (base / 8) * (w & 7);
-  }
-  const dictBytes = [0, 1, 2, 4][flags & 3] as number;
-  const fcsAt = at + 5 + dictBytes;
-  const fcsBytes = fcsFlag ? 1 << fcsFlag : 1;
-  // As fzstd reads it: 32-bit shifts, so an 8-byte size is its two halves OR-ed.
-  let size = 0;
-  for (let i = 0; i < fcsBytes; i++) size |= (d[fcsAt + i] ?? 0) << (i << 3);
-  return size + (fcsFlag === 1 ? 256 : 0);
-}
-
-/**
- * Whether the encoded payloads of a stream in `b`, joined, hold a zstd frame header declaring
- * more than 8 MiB anywhere but at their start (KNOWN_DEFECTS.zstdLaterFrame; the first header
- * is checked by src/protocol/streams.ts).
- */
-export function hitsZstdLaterFrameDefect(b: Uint8Array): boolean {
-  const streams = new Map<number, Uint8Array[]>();
-  for (const f of referenceFrames(b, MAX_FRAME_PAYLOAD).frames) {
-    if (!(f.streamFlags & 0x04)) continue; // only encoded payloads reach the decoder
-    const list = streams.get(f.streamId) ?? [];
-    list.push(f.payload);
-    streams.set(f.streamId, list);
-  }
-  for (const payloads of streams.values()) {
-    const d = concatBytes(payloads);
-    for (let i = d.indexOf(0x28, 1); i > 0 && i + 4 <= d.length; i = d.indexOf(0x28, i + 1)) {
-      if (zstdWindowAt(d, i) > ZSTD_MAX_WINDOW) return true;
-    }
-  }
-  return false;
-}
-
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -1119,7 +1068,6 @@ function responsesProperty(corpus: Corpus): FuzzProperty {
     defaultRuns: 1000,
     weight: 3,
     property: fc.property(input, splitArb, (input, split) => {
-      fc.pre(!hitsZstdLaterFrameDefect(input.bytes)); // KNOWN_DEFECTS.zstdLaterFrame
       timed(() => {
         const b = input.bytes;
         attempt("collectResponses", () => collectResponses(b));
