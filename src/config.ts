@@ -44,6 +44,12 @@ export interface Env {
   FILL_CONCURRENCY?: string;
   /** Secret: bearer token of the admin API; unset, the API is off. */
   ADMIN_TOKEN?: string;
+  /** JSON array of repository paths whose clone bundle the cron trigger keeps fresh. */
+  BUNDLE_REPOS?: string;
+  /** New changesets on the origin since the bundle that make the cron trigger regenerate it. */
+  BUNDLE_MIN_NEW_CHANGESETS?: string;
+  /** Secret: Authorization header value hgedge sends to the origin when it makes a bundle. */
+  BUNDLE_ORIGIN_AUTHORIZATION?: string;
 }
 
 export type Access = "public" | "origin";
@@ -73,6 +79,11 @@ export interface Config {
   fillConcurrency: number;
   /** The admin API's bearer token; undefined: the API is off. */
   adminToken?: string;
+  /** Repositories the cron trigger keeps a clone bundle of. */
+  bundleRepos: string[];
+  bundleMinNewChangesets: number;
+  /** Sent as Authorization on hgedge's own requests to the origin for bundles. */
+  bundleOriginAuthorization?: string;
 }
 
 export class ConfigError extends Error {
@@ -118,7 +129,10 @@ export function parseConfig(env: Env): Config {
     originIdleTimeoutMs: parsePositiveInt("ORIGIN_IDLE_TIMEOUT_MS", env.ORIGIN_IDLE_TIMEOUT_MS, 60_000),
     fillConcurrency: parsePositiveInt("FILL_CONCURRENCY", env.FILL_CONCURRENCY, 4),
     urlTtlSeconds: parsePositiveInt("URL_TTL", env.URL_TTL, 300),
+    bundleRepos: parseBundleRepos(env.BUNDLE_REPOS),
+    bundleMinNewChangesets: parsePositiveInt("BUNDLE_MIN_NEW_CHANGESETS", env.BUNDLE_MIN_NEW_CHANGESETS, 100),
   };
+  if (env.BUNDLE_ORIGIN_AUTHORIZATION?.trim()) config.bundleOriginAuthorization = env.BUNDLE_ORIGIN_AUTHORIZATION.trim();
   const targets = parseRedirectTargets(env.REDIRECT_TARGETS);
   if (targets) config.redirectTargets = targets;
   if (env.OBJECTS) config.objects = env.OBJECTS;
@@ -248,4 +262,23 @@ function parsePositiveInt(binding: string, value: string | undefined, fallback: 
     throw new ConfigError(binding, `must be a positive whole number, got "${value}"`);
   }
   return n;
+}
+
+/** BUNDLE_REPOS: a JSON array of repository paths such as ["/", "/team/project"]. */
+function parseBundleRepos(value: string | undefined): string[] {
+  if (value === undefined || value.trim() === "") return [];
+  const example = 'expected a JSON array of repository paths, e.g. ["/"] or ["/team/project"]';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ConfigError("BUNDLE_REPOS", `is not valid JSON; ${example}`);
+  }
+  if (!Array.isArray(parsed)) throw new ConfigError("BUNDLE_REPOS", example);
+  return parsed.map((repo) => {
+    if (typeof repo !== "string" || !repo.startsWith("/") || /\/\.|[?#\s]/.test(repo)) {
+      throw new ConfigError("BUNDLE_REPOS", `${JSON.stringify(repo)} is not a repository path: ${example}`);
+    }
+    return repo.replace(/\/+$/, "") || "/";
+  });
 }

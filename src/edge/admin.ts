@@ -9,6 +9,7 @@ import { repositoryPrefix } from "../cache/keys.ts";
 import { deleteByPrefix } from "../cache/purge.ts";
 import { contentRouteUrls } from "../cache/redirect.ts";
 import type { V2Context } from "./v2.ts";
+import { bundlesAdminAction } from "./bundles.ts";
 
 export const ADMIN_ROUTE_PREFIX = "/.hgedge/admin/";
 
@@ -28,6 +29,7 @@ export interface AdminResult {
 
 export const ADMIN_ACTIONS: Record<string, AdminAction> = {
   purge: { method: "POST", run: purge },
+  bundles: { method: "POST", run: bundlesAdminAction },
 };
 
 export async function handleAdmin(context: V2Context): Promise<Response> {

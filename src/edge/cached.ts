@@ -118,7 +118,7 @@ function fillSkipReason(name: string, limit: number): string | undefined {
  * Where a redirect points: for public repositories the R2 custom domain if there is one, else
  * the content route; for the others always a signed, expiring content-route URL.
  */
-async function objectUrl(config: Config, requestUrl: URL, name: string): Promise<string> {
+export async function objectUrl(config: Config, requestUrl: URL, name: string): Promise<string> {
   const route = contentRouteUrls(requestUrl.origin);
   if (config.access === "public") return (config.publicObjectsUrl ? publicBucketUrls(config.publicObjectsUrl) : route)(name);
   const sign = await signedUrls(route, config.signingKey as string, config.urlTtlSeconds);
