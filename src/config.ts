@@ -61,6 +61,12 @@ export interface Env {
   TARGET_OBJECT_URLS?: string;
   /** Seconds a target whose probe failed is skipped, and between probes of a target. */
   TARGET_RETRY_SECONDS?: string;
+  /** JSON array of repository paths whose clone bundle the cron trigger keeps fresh. */
+  BUNDLE_REPOS?: string;
+  /** New changesets on the origin since the bundle that make the cron trigger regenerate it. */
+  BUNDLE_MIN_NEW_CHANGESETS?: string;
+  /** Secret: Authorization header value hgedge sends to the origin when it makes a bundle. */
+  BUNDLE_ORIGIN_AUTHORIZATION?: string;
 }
 
 export type Access = "public" | "origin";
@@ -102,6 +108,11 @@ export interface Config {
   /** Per target, the base URL its redirects point under (names all in redirectTargets). */
   targetObjectUrls?: Map<string, URL>;
   targetRetrySeconds: number;
+  /** Repositories the cron trigger keeps a clone bundle of. */
+  bundleRepos: string[];
+  bundleMinNewChangesets: number;
+  /** Sent as Authorization on hgedge's own requests to the origin for bundles. */
+  bundleOriginAuthorization?: string;
 }
 
 export class ConfigError extends Error {
@@ -150,9 +161,12 @@ export function parseConfig(env: Env): Config {
     coalesceWaitMs: parsePositiveInt("COALESCE_WAIT_MS", env.COALESCE_WAIT_MS, 30_000),
     statsFlushMs: parsePositiveInt("STATS_FLUSH_MS", env.STATS_FLUSH_MS, 5_000),
     targetRetrySeconds: parsePositiveInt("TARGET_RETRY_SECONDS", env.TARGET_RETRY_SECONDS, 60),
+    bundleRepos: parseBundleRepos(env.BUNDLE_REPOS),
+    bundleMinNewChangesets: parsePositiveInt("BUNDLE_MIN_NEW_CHANGESETS", env.BUNDLE_MIN_NEW_CHANGESETS, 100),
   };
   if (env.COALESCER) config.coalescer = env.COALESCER;
   if (env.STATS) config.stats = env.STATS;
+  if (env.BUNDLE_ORIGIN_AUTHORIZATION?.trim()) config.bundleOriginAuthorization = env.BUNDLE_ORIGIN_AUTHORIZATION.trim();
   const targets = parseRedirectTargets(env.REDIRECT_TARGETS);
   if (targets) config.redirectTargets = targets;
   const regions = parseTargetRegions(env.TARGET_REGIONS, targets);
@@ -369,4 +383,23 @@ function parseTargetObjectUrls(value: string | undefined, targets: RedirectTarge
     urls.set(name, url);
   }
   return urls;
+}
+
+/** BUNDLE_REPOS: a JSON array of repository paths such as ["/", "/team/project"]. */
+function parseBundleRepos(value: string | undefined): string[] {
+  if (value === undefined || value.trim() === "") return [];
+  const example = 'expected a JSON array of repository paths, e.g. ["/"] or ["/team/project"]';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ConfigError("BUNDLE_REPOS", `is not valid JSON; ${example}`);
+  }
+  if (!Array.isArray(parsed)) throw new ConfigError("BUNDLE_REPOS", example);
+  return parsed.map((repo) => {
+    if (typeof repo !== "string" || !repo.startsWith("/") || /\/\.|[?#\s]/.test(repo)) {
+      throw new ConfigError("BUNDLE_REPOS", `${JSON.stringify(repo)} is not a repository path: ${example}`);
+    }
+    return repo.replace(/\/+$/, "") || "/";
+  });
 }

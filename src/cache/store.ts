@@ -46,6 +46,8 @@ export class ObjectWriter {
     readonly name: string,
     private readonly command: string,
     private readonly partSize = DEFAULT_PART_SIZE,
+    /** What the content route will say the bytes are (clone bundles are not CBOR). */
+    private readonly contentType = OBJECT_CONTENT_TYPE,
   ) {}
 
   get bytesWritten(): number {
@@ -73,7 +75,7 @@ export class ObjectWriter {
       await this.upload.complete(this.parts);
     } else {
       await this.bucket.put(this.name, rest, {
-        httpMetadata: { contentType: OBJECT_CONTENT_TYPE },
+        httpMetadata: { contentType: this.contentType },
         customMetadata: this.metadata({ sha256, sha1 }),
       });
     }
@@ -110,7 +112,7 @@ export class ObjectWriter {
 
   private async uploadPart(bytes: Uint8Array): Promise<void> {
     this.upload ??= await this.bucket.createMultipartUpload(this.name, {
-      httpMetadata: { contentType: OBJECT_CONTENT_TYPE },
+      httpMetadata: { contentType: this.contentType },
       customMetadata: this.metadata(),
     });
     this.parts.push(await this.upload.uploadPart(this.parts.length + 1, bytes));

@@ -11,6 +11,7 @@ import { emptyCounters, statsStub, storedUsage } from "../cache/stats.ts";
 import { retryStats } from "./retry.ts";
 import { contentRouteUrls } from "../cache/redirect.ts";
 import type { V2Context } from "./v2.ts";
+import { bundlesAdminAction } from "./bundles.ts";
 
 export const ADMIN_ROUTE_PREFIX = "/.hgedge/admin/";
 
@@ -31,6 +32,7 @@ export interface AdminResult {
 export const ADMIN_ACTIONS: Record<string, AdminAction> = {
   purge: { method: "POST", run: purge },
   stats: { method: "GET", run: stats },
+  bundles: { method: "POST", run: bundlesAdminAction },
 };
 
 export async function handleAdmin(context: V2Context): Promise<Response> {

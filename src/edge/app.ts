@@ -11,7 +11,8 @@ import { forwardToOrigin, originTimes, type OriginFetch } from "./passthrough.ts
 import { checkSignature } from "../cache/signing.ts";
 import { OBJECTS_ROUTE_PREFIX, handleObjectRequest, objectNameFromPath } from "./objects.ts";
 import { ADMIN_ROUTE_PREFIX, handleAdmin } from "./admin.ts";
-import { handleHandshake, handleV2Command, type V2Context } from "./v2.ts";
+import { bundleRouteOf, handleBundleRoute, type BundleRoute } from "./bundles.ts";
+import { handleV2Command, type V2Context } from "./v2.ts";
 import { classify, type HgRequest } from "./wireproto.ts";
 import { TargetHealth, type ProbeFetch } from "../cache/health.ts";
 
@@ -64,13 +65,14 @@ function plainError(status: number, message: string): Response {
 }
 
 /** hgedge's own routes, ahead of anything Mercurial could be asked. */
-type EdgeRoute = { kind: "object" } | { kind: "admin" };
+type EdgeRoute = { kind: "object" } | { kind: "admin" } | BundleRoute;
 
 function routeOf(request: Request): HgRequest | EdgeRoute {
   const { pathname } = new URL(request.url);
   if (pathname.startsWith(OBJECTS_ROUTE_PREFIX)) return { kind: "object" };
   if (pathname.startsWith(ADMIN_ROUTE_PREFIX)) return { kind: "admin" };
-  return classify(request);
+  const hg = classify(request);
+  return bundleRouteOf(request, hg) ?? hg;
 }
 
 function route(context: V2Context, hg: HgRequest | EdgeRoute): Promise<Response> | Response {
@@ -80,7 +82,11 @@ function route(context: V2Context, hg: HgRequest | EdgeRoute): Promise<Response>
     case "admin":
       return handleAdmin(context);
     case "handshake":
-      return handleHandshake(context);
+      // Through the clone bundles layer, which adds `clonebundles` to a v1 answer (a v2 one is unchanged).
+      return handleBundleRoute(context, { kind: "v1-capabilities", repo: hg.repo, handshake: true });
+    case "v1-capabilities":
+    case "v1-clonebundles":
+      return handleBundleRoute(context, hg);
     case "v2-command":
       return handleV2Command(context, hg);
     default:
@@ -129,7 +135,8 @@ function observed(context: V2Context, hg: HgRequest | EdgeRoute, response: Respo
   }
   // hgedge's own answers go out byte for byte. A proxied answer keeps the runtime's default: a
   // body fetched with a Content-Encoding is read decoded, and is encoded again on the way out.
-  const encodeBody = hg.kind === "other" ? "automatic" : "manual";
+  const proxied = hg.kind === "other" || hg.kind === "v1-capabilities" || hg.kind === "v1-clonebundles";
+  const encodeBody = proxied ? "automatic" : "manual";
   return new Response(body, { status: response.status, statusText: response.statusText, headers, encodeBody });
 }
 

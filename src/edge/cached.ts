@@ -193,7 +193,7 @@ function fillSkipReason(name: string, limit: number): string | undefined {
  * for public repositories, the R2 custom domain if there is one, else the content route; for the
  * others always a signed, expiring URL (on the target's base, which is then an hgedge content route).
  */
-async function objectUrl(config: Config, requestUrl: URL, name: string, targetBase?: URL): Promise<string> {
+export async function objectUrl(config: Config, requestUrl: URL, name: string, targetBase?: URL): Promise<string> {
   const route = targetBase ? publicBucketUrls(targetBase) : contentRouteUrls(requestUrl.origin);
   if (config.access === "public") return (!targetBase && config.publicObjectsUrl ? publicBucketUrls(config.publicObjectsUrl) : route)(name);
   const sign = await signedUrls(route, config.signingKey as string, config.urlTtlSeconds);

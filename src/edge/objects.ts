@@ -20,6 +20,7 @@
  * compression on responses", which also keeps Content-Length intact).
  */
 import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
+import { BUNDLES_SEGMENT, isBundleObjectSegments } from "../cache/bundles.ts";
 import { OBJECTS_PATH, objectPath } from "../cache/redirect.ts";
 import { OBJECT_CONTENT_TYPE } from "../cache/store.ts";
 import { toHex } from "../protocol/hex.ts";
@@ -51,6 +52,8 @@ export const ROOT_REPOSITORY_SEGMENT = ".root";
 /** What the answers describe: the stored object as one representation (RFC 9110 §3.2). */
 interface Representation {
   size: number;
+  /** As stored (cached command responses are CBOR, clone bundles are not). */
+  contentType: string;
   /** Strong entity tag, quoted. */
   etag: string;
 }
@@ -85,10 +88,20 @@ export async function handleObjectRequest(request: Request, bucket: R2Bucket, op
  */
 export function objectNameFromPath(pathname: string): string | undefined {
   if (!pathname.startsWith(OBJECTS_ROUTE_PREFIX)) return undefined;
-  const segments = pathname.slice(OBJECTS_ROUTE_PREFIX.length).split("/").map(decodeSegment);
-  if (segments.length < 3) return undefined;
-  if (!segments.every((segment, index) => segment !== undefined && isNameSegment(segment, index, segments.length))) return undefined;
+  const decoded = pathname.slice(OBJECTS_ROUTE_PREFIX.length).split("/").map(decodeSegment);
+  if (decoded.length < 3 || !decoded.every((segment) => segment !== undefined)) return undefined;
+  const segments = decoded as string[];
+  // Clone bundles: `.bundles/<repository path>/<bundle file>` (src/cache/bundles.ts).
+  if (segments[0] === BUNDLES_SEGMENT) {
+    const clean = segments.every((segment) => !UNSAFE_SEGMENT_CHARACTERS.test(segment));
+    return clean && isBundleObjectSegments(segments) ? boundedName(segments) : undefined;
+  }
+  if (!segments.every((segment, index) => isNameSegment(segment, index, segments.length))) return undefined;
   if (!OBJECT_KEY_PATTERN.test(segments[segments.length - 1] as string)) return undefined;
+  return boundedName(segments);
+}
+
+function boundedName(segments: string[]): string | undefined {
   const name = segments.join("/");
   return new TextEncoder().encode(name).length <= MAX_OBJECT_NAME_BYTES ? name : undefined;
 }
@@ -102,8 +115,11 @@ function decodeSegment(segment: string): string | undefined {
   }
 }
 
+/** Separators and control characters have no place in a name segment. */
+const UNSAFE_SEGMENT_CHARACTERS = /[/\\\u0000-\u001f\u007f]/;
+
 function isNameSegment(segment: string, index: number, count: number): boolean {
-  if (segment === "" || /[/\\\u0000-\u001f\u007f]/.test(segment)) return false;
+  if (segment === "" || UNSAFE_SEGMENT_CHARACTERS.test(segment)) return false;
   if (!segment.startsWith(".")) return true;
   return segment === ROOT_REPOSITORY_SEGMENT && index === 0 && count === 3;
 }
@@ -177,7 +193,7 @@ async function checkedRepresentation(bucket: R2Bucket, object: R2Object, servesB
     return undefined;
   }
   const etag = sha256 && OBJECT_KEY_PATTERN.test(sha256) ? `"${sha256}"` : object.httpEtag;
-  return { size: object.size, etag };
+  return { size: object.size, etag, contentType: object.httpMetadata?.contentType ?? OBJECT_CONTENT_TYPE };
 }
 
 /** Objects (name and R2 entity tag) whose hash this isolate has checked. */
@@ -377,7 +393,7 @@ export function satisfiableRange(range: ByteRangeSpec, size: number): { offset: 
 
 function representationHeaders(representation: Representation): Headers {
   return new Headers({
-    "content-type": OBJECT_CONTENT_TYPE,
+    "content-type": representation.contentType,
     etag: representation.etag,
     "cache-control": OBJECT_CACHE_CONTROL,
     "accept-ranges": "bytes",

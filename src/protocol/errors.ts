@@ -16,7 +16,11 @@ export type ProtocolErrorCode =
   /** A stream content encoding is unknown, misconfigured or its data is corrupt. */
   | "stream-encoding"
   /** Frames arrived in an order or shape that the response/request model forbids. */
-  | "sequence";
+  | "sequence"
+  /** A bundle2 stream is malformed, truncated, or carries an error part (bundle2.py). */
+  | "bundle2"
+  /** A wire protocol v1 answer is not what the command returns (wireprotoserver.py). */
+  | "v1-response";
 
 export class ProtocolError extends Error {
   override readonly name: string = "ProtocolError";
@@ -60,5 +64,19 @@ export class SequenceError extends ProtocolError {
   override readonly name = "SequenceError";
   constructor(message: string, offset?: number) {
     super("sequence", message, offset);
+  }
+}
+
+export class Bundle2Error extends ProtocolError {
+  override readonly name = "Bundle2Error";
+  constructor(message: string, offset?: number) {
+    super("bundle2", message, offset);
+  }
+}
+
+export class V1ResponseError extends ProtocolError {
+  override readonly name = "V1ResponseError";
+  constructor(message: string) {
+    super("v1-response", message);
   }
 }

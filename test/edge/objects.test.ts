@@ -481,6 +481,24 @@ describe("objectNameFromPath", () => {
     }
   });
 
+  it("names clone bundles under .bundles/<repository>/ and nothing else there", () => {
+    const file = "20260702T101500Z-0123456789abcdef.hg";
+    expect(objectNameFromPath(`/.hgedge/objects/.bundles/.root/${file}`)).toBe(`.bundles/.root/${file}`);
+    expect(objectNameFromPath(`/.hgedge/objects/.bundles/team/pro%20ject/${file}`)).toBe(`.bundles/team/pro ject/${file}`);
+    for (const refused of [
+      `/.hgedge/objects/.bundles/${file}`, // no repository
+      `/.hgedge/objects/.bundles/.root/current.json`,
+      `/.hgedge/objects/.bundles/.root/team/${file}`,
+      `/.hgedge/objects/.bundles/team/../${file}`,
+      `/.hgedge/objects/.bundles/team/%2F/${file}`,
+      `/.hgedge/objects/.bundles/team//${file}`,
+      `/.hgedge/objects/.bundles/team/${file.replace(".hg", ".txt")}`,
+      `/.hgedge/objects/.bundles/team/manifestdata/${key}`,
+    ]) {
+      expect(objectNameFromPath(refused), refused).toBeUndefined();
+    }
+  });
+
   it("refuses everything else", () => {
     const refused = [
       `/other/team/filesdata/${key}`,
