@@ -98,7 +98,7 @@ async function main(): Promise<void> {
     await writeFile(path.join(results, "coalesce.json"), JSON.stringify({ clients, revs, withCoalescer, without, target: "origin fills per key = 1" }, null, 2));
     if (withCoalescer.maxAnswersPerKey !== 1) process.exitCode = 1;
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true, maxRetries: 5 });
   }
 }
 

@@ -27,7 +27,10 @@ export async function cloneConcurrently(hgPath: string, stack: Stack, workDir: s
   const before = stack.recorder.exchanges.length;
   const started = Date.now();
   const destinations = Array.from({ length: count }, (_, i) => path.join(workDir, `concurrent-${i}`));
-  await Promise.all(destinations.map((dest) => runHgOk(hgPath, ["clone", "-U", ...cloneArgs({ v2: true }), stack.edge.url, dest], { timeoutMs })));
+  // Every clone runs to its end before a failure is reported: none is left writing meanwhile.
+  const clones = await Promise.allSettled(destinations.map((dest) => runHgOk(hgPath, ["clone", "-U", ...cloneArgs({ v2: true }), stack.edge.url, dest], { timeoutMs })));
+  const failed = clones.flatMap((c) => (c.status === "rejected" ? [String(c.reason)] : []));
+  if (failed.length > 0) throw new Error(`${failed.length} of ${count} clones failed; the first: ${failed[0]}`);
   const wallMs = Date.now() - started;
   const exchanges = stack.recorder.exchanges.slice(before);
   const originAnswersPerKey = new Map<string, number>();
