@@ -81,7 +81,10 @@ async function answerMiss(
   const skip = fillSkipReason(name, context.config.fillConcurrency);
   if (skip) {
     log("info", "cache-fill-skipped", { name, reason: skip });
-    return withStatus(response, "MISS");
+    // Says so to the client: a pre-warmer must not count this object as stored.
+    const answer = withStatus(response, "MISS");
+    answer.headers.set(FILL_SKIPPED_HEADER, "skipped");
+    return answer;
   }
   activeFills.add(name);
   const writer = new ObjectWriter(bucket, name, command.command);
@@ -107,6 +110,9 @@ async function answerMiss(
  * without storing (the next request finds the object).
  */
 const activeFills = new Set<string>();
+
+/** Set (to `skipped`) on a MISS whose answer is not being stored. */
+export const FILL_SKIPPED_HEADER = "x-hgedge-fill";
 
 function fillSkipReason(name: string, limit: number): string | undefined {
   if (activeFills.has(name)) return "already being filled in this isolate";
