@@ -5,7 +5,7 @@
  * encodings, the same request bytes.
  */
 import { describe, expect, it } from "vitest";
-import { bytes, decodeOne, encode, mapGet, type CborMap, type CborValue } from "../../src/protocol/cbor.ts";
+import { bytes, cborMap, decodeOne, encode, mapGet, type CborMap, type CborValue } from "../../src/protocol/cbor.ts";
 import { SequenceError } from "../../src/protocol/errors.ts";
 import { fromHex, toHex } from "../../src/protocol/hex.ts";
 import {
@@ -127,13 +127,10 @@ describe("clone batches", () => {
 
   it("reads changesets streamed in pieces and skips metadata-only entries", () => {
     const revision = (manifest: number) => bytes(`${toHex(node(manifest))}\nuser\n0 0\nfile\n\nmessage`);
-    const entry = (n: number, following: boolean) =>
-      new Map<CborValue, CborValue>([
-        [bytes("node"), node(1000 + n)],
-        ...(following ? ([[bytes("fieldsfollowing"), [[bytes("revision"), 70]]]] as [CborValue, CborValue][]) : []),
-      ]);
+    const entry = (n: number, following: boolean): CborMap =>
+      cborMap(following ? { node: node(1000 + n), fieldsfollowing: [[bytes("revision"), 70]] } : { node: node(1000 + n) });
     const reader = new ChangesetReader();
-    reader.push([new Map([[bytes("totalitems"), 3]]), entry(0, true)]);
+    reader.push([cborMap({ totalitems: 3 }), entry(0, true)]);
     reader.push([revision(7), entry(1, false), entry(2, true)]);
     expect(() => reader.finish()).toThrow(SequenceError);
     reader.push([revision(8)]);
