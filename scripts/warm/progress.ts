@@ -72,7 +72,8 @@ export class ItemProgress {
   }
 }
 
-export type Outcome = "hit" | "miss" | "not-stored" | "failed";
+/** `cancelled`: stopped by an interrupt, so still to do. */
+export type Outcome = "hit" | "miss" | "not-stored" | "failed" | "cancelled";
 
 interface Flight {
   command: string;
@@ -140,6 +141,11 @@ export class Progress {
     if (!flight) return;
     this.update(id, bytes);
     this.flights.delete(id);
+    if (outcome === "cancelled") {
+      this.bytesThisRun -= flight.bytes;
+      this.pending.set(flight.command, (this.pending.get(flight.command) ?? 0) + 1);
+      return;
+    }
     if (outcome === "failed") {
       this.counts.failed++;
       return;

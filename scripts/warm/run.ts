@@ -131,6 +131,7 @@ export async function warm(options: WarmOptions): Promise<WarmSummary> {
           state.record(id, { command: request.command, batch: request.batch, bytes, cache: answer.cache, at: new Date().toISOString() });
         }
       } catch (error) {
+        if (options.signal?.aborted) outcome = "cancelled";
         if (error instanceof CannotWarm || options.signal?.aborted) throw error;
         summary.failed.push({ command: request.command, batch: request.batch, error: error instanceof Error ? error.message : String(error) });
       } finally {

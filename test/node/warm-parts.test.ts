@@ -97,6 +97,14 @@ describe("progress", () => {
     expect(progressLine(s)).toBe("warm: 1/2 objects, 4.9 KiB of ~9.8 KiB, 0 B/s, ETA ?, 0 hit, 0 miss, 1 done earlier");
   });
 
+  it("puts an object stopped by an interrupt back among the objects to do", () => {
+    const progress = new Progress(["filesdata", "filesdata"], 0);
+    progress.start("a", "filesdata");
+    progress.update("a", 700, 0.5);
+    progress.finish("a", "cancelled", 700);
+    expect(progress.snapshot(1000)).toMatchObject({ objectsDone: 0, objectsTotal: 2, failed: 0, bytesDone: 0, rate: 0 });
+  });
+
   it("reads the share of an answer's items from its header and the values after it", () => {
     const revision = () => [cborMap({ node: node(1), fieldsfollowing: [[bytes("revision"), 3]] }), bytes("abc")];
     const body = encodeSequence([
