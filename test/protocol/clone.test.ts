@@ -38,8 +38,16 @@ function objectsOf(body: Uint8Array, requestId = 1): CborValue[] {
   return response.objects;
 }
 
-/** What the recorded clone received before its cacheable requests, read as the warmer reads it. */
-async function received(scenario: string) {
+const loaded = new Map<string, ReturnType<typeof load>>();
+
+/** What the recorded clone received before its cacheable requests, read as the warmer reads it (once per scenario). */
+function received(scenario: string): ReturnType<typeof load> {
+  let result = loaded.get(scenario);
+  if (!result) loaded.set(scenario, (result = load(scenario)));
+  return result;
+}
+
+async function load(scenario: string) {
   const all = await exchanges(scenario);
   const handshake = decodeOne(all[0]!.response) as CborMap;
   const descriptor = mapGet(mapGet(handshake, "apis") as CborMap, HTTP_V2_API) as CborMap;
