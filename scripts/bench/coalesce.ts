@@ -41,11 +41,15 @@ interface Round {
 }
 
 async function round(hg: string, originDir: string, work: string, clients: number, label: string, wranglerArgs: string[]): Promise<Round> {
-  const stack = await startStack(hg, originDir, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `bench-coalesce-${label}-${Date.now()}` }, wranglerArgs);
+  const stack = await startStack(hg, originDir, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `bench-coalesce-${label}-${Date.now()}` }, [], wranglerArgs);
   try {
     const dir = path.join(work, label);
     await mkdir(dir);
-    const result = await cloneConcurrently(hg, stack, dir, clients, 1_800_000);
+    const result = await cloneConcurrently(hg, stack, dir, clients, 1_800_000).catch((error: unknown) => {
+      const originStatuses = stack.recorder.exchanges.filter((e) => e.status >= 400).map((e) => `${e.status} ${e.path}`);
+      const edgeErrors = stack.edge.output().split("\n").filter((line) => /\b5\d\d\b|error|Error/.test(line)).slice(-20);
+      throw new Error(`${String(error)}\norigin errors: ${originStatuses.slice(0, 10).join("; ") || "none"}\nedge lines:\n${edgeErrors.join("\n")}`);
+    });
     const expected = await runHgOk(hg, ["-R", originDir, "log", "-T", "{node}\n"]);
     for (const dest of result.destinations) {
       if ((await runHgOk(hg, ["-R", dest, "log", "-T", "{node}\n"])) !== expected) throw new Error(`${dest} differs from the origin`);

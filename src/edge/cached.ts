@@ -101,7 +101,7 @@ async function answerMiss(miss: Miss): Promise<Response> {
     log("info", "coalesce-wait-ended", { name, outcome: flight.outcome, join });
     if (flight.outcome === "timeout") break;
   }
-  return withStatus(await forwardV2Request(context, command.repo, parsed, body), "MISS");
+  return notStored(await forwardV2Request(context, command.repo, parsed, body));
 }
 
 const MAX_JOINS = 2;
@@ -151,7 +151,7 @@ async function fillFromOrigin({ context, bucket, command, name, parsed, body }: 
   if (skip) {
     settle(false);
     log("info", "cache-fill-skipped", { name, reason: skip });
-    return withStatus(response, "MISS");
+    return notStored(response);
   }
   activeFills.add(name);
   const writer = new ObjectWriter(bucket, name, command.command);
@@ -182,6 +182,9 @@ export const servedObjectBytes = new WeakMap<Request, number>();
  */
 const activeFills = new Set<string>();
 
+/** Set (to `skipped`) on a MISS whose answer is not being stored. */
+export const FILL_SKIPPED_HEADER = "x-hgedge-fill";
+
 function fillSkipReason(name: string, limit: number): string | undefined {
   if (activeFills.has(name)) return "already being filled in this isolate";
   if (activeFills.size >= limit) return `${limit} fills already running (FILL_CONCURRENCY)`;
@@ -210,6 +213,13 @@ function accessMemo(config: Config): AccessMemo {
 
 function originRepoUrl(config: Config, repo: string): URL {
   return originUrlFor(config, new URL(repo, "http://edge.invalid/"));
+}
+
+/** A miss answered by the origin that hgedge is not storing: the client (e.g. the warmer) is told. */
+function notStored(response: Response): Response {
+  const answer = withStatus(response, "MISS");
+  answer.headers.set(FILL_SKIPPED_HEADER, "skipped");
+  return answer;
 }
 
 function withStatus(response: Response, status: CacheStatus): Response {

@@ -100,8 +100,14 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(hgPath: string, repoDir: string, edgeVars: Record<string, string>, wranglerArgs: string[] = []): Promise<Stack> {
-  const origin = await serveRepo({ hgPath, repoDir, v2: true });
+export async function startStack(
+  hgPath: string,
+  repoDir: string,
+  edgeVars: Record<string, string>,
+  originConfig: string[] = [],
+  wranglerArgs: string[] = [],
+): Promise<Stack> {
+  const origin = await serveRepo({ hgPath, repoDir, v2: true, extraConfig: originConfig });
   const recorder = await startRecordingProxy(origin.url);
   const edge = await startEdge(recorder.url, edgeVars, wranglerArgs);
   return {
