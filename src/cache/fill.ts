@@ -24,6 +24,8 @@ export interface FillOptions {
   waitUntil?: (promise: Promise<unknown>) => void;
   /** Told once what happened, for logs and stats. */
   onOutcome?: (outcome: FillOutcome) => void;
+  /** Told each time a chunk passes: the fill is alive (the runtime may drop a request silently). */
+  onProgress?: () => void;
   /**
    * How long the origin may send nothing before the fill and the client's stream are abandoned:
    * a stalled origin must not hold an upload (and a client) open forever.
@@ -51,6 +53,7 @@ export function fillWhileStreaming(upstream: ReadableStream<Uint8Array>, options
         return;
       }
       await fill.consume(chunk.value);
+      options.onProgress?.();
       controller.enqueue(chunk.value);
     },
     async cancel(reason) {

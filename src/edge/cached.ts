@@ -147,13 +147,13 @@ async function fillFromOrigin({ context, bucket, command, name, parsed, body }: 
     settle(false);
     return withStatus(response, "MISS");
   }
-  const skip = fillSkipReason(name, context.config.fillConcurrency);
+  const skip = fillSkipReason(name, context.config.fillConcurrency, context.config.originIdleTimeoutMs);
   if (skip) {
     settle(false);
     log("info", "cache-fill-skipped", { name, reason: skip });
     return notStored(response);
   }
-  activeFills.add(name);
+  activeFills.set(name, Date.now());
   const writer = new ObjectWriter(bucket, name, command.command);
   const onOutcome = (outcome: FillOutcome) => {
     activeFills.delete(name);
@@ -165,6 +165,8 @@ async function fillFromOrigin({ context, bucket, command, name, parsed, body }: 
     requestId: command.requestId,
     writer,
     onOutcome,
+    // Only while the fill is running: an outcome (which removes the entry) may come mid-stream.
+    onProgress: () => activeFills.has(name) && activeFills.set(name, Date.now()),
     idleTimeoutMs: context.config.originIdleTimeoutMs,
     ...(context.waitUntil ? { waitUntil: context.waitUntil } : {}),
   });
@@ -179,13 +181,24 @@ export const servedObjectBytes = new WeakMap<Request, number>();
  * isolate has 128 MB for all its requests, so only FILL_CONCURRENCY fills run at once; other
  * misses — and a second miss for an object already being filled — are answered by the origin
  * without storing (the next request finds the object).
+ *
+ * Each entry holds when its fill last moved. When a client goes away, the runtime may drop its
+ * request without ever cancelling the stream, so no outcome arrives: an entry idle for longer
+ * than ORIGIN_IDLE_TIMEOUT_MS is forgotten, or such leftovers would block those objects (and,
+ * FILL_CONCURRENCY of them, every fill) in this isolate for good.
  */
-const activeFills = new Set<string>();
+const activeFills = new Map<string, number>();
 
 /** Set (to `skipped`) on a MISS whose answer is not being stored. */
 export const FILL_SKIPPED_HEADER = "x-hgedge-fill";
 
-function fillSkipReason(name: string, limit: number): string | undefined {
+function fillSkipReason(name: string, limit: number, idleMs: number): string | undefined {
+  const now = Date.now();
+  for (const [filling, lastProgress] of activeFills) {
+    if (now - lastProgress <= idleMs) continue;
+    activeFills.delete(filling);
+    log("warn", "cache-fill-forgotten", { name: filling, idleMs: now - lastProgress });
+  }
   if (activeFills.has(name)) return "already being filled in this isolate";
   if (activeFills.size >= limit) return `${limit} fills already running (FILL_CONCURRENCY)`;
   return undefined;

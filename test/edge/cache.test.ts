@@ -153,6 +153,28 @@ describe("cacheable v2 commands", () => {
     expect(upstream.calls).toHaveLength(4);
   });
 
+  it("forgets a fill whose client vanished without a word once it has been idle for ORIGIN_IDLE_TIMEOUT_MS", async () => {
+    const upstream = origin(await recorded);
+    const app = createApp({ originFetch: upstream.originFetch });
+    const ctx = { waitUntil: () => undefined, passThroughOnException() {}, props: {} };
+    const vars = { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ACCESS: "public", CACHE_VERSION: `idle-${Date.now()}`, FILL_CONCURRENCY: "1", ORIGIN_IDLE_TIMEOUT_MS: "50" } as Env;
+    const send = (request: Request) => app.fetch(request, vars, ctx as unknown as ExecutionContext);
+    const other = async () =>
+      send(new Request(`${EDGE}/other/api/exp-http-v2-0003/ro/manifestdata`, { method: "POST", headers: manifestRequest().headers, body: await manifestRequest().arrayBuffer() }));
+    // A fill whose body nobody reads and nobody cancels: what a dropped request leaves behind.
+    const abandoned = await send(manifestRequest());
+    expect(abandoned.headers.get("x-hgedge-fill")).toBeNull();
+    const blocked = await other();
+    expect(blocked.headers.get("x-hgedge-fill")).toBe("skipped");
+    await bodyOf(blocked);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    const freed = await other();
+    expect(freed.headers.get("x-hgedge-cache")).toBe("MISS");
+    expect(freed.headers.get("x-hgedge-fill")).toBeNull();
+    await bodyOf(freed);
+    await abandoned.body?.cancel();
+  });
+
   it("bypasses what it does not understand", async () => {
     const upstream = origin(await recorded);
     const { fetchEdge, settle } = edge(upstream.originFetch);
