@@ -18,6 +18,7 @@
  * Each chunk of that first group is one changeset.
  */
 import { Bundle2Error } from "./errors.ts";
+import { concatBytes } from "./frames.ts";
 
 export const BUNDLE2_MAGIC = "HG20";
 /** Part headers and stream parameters are a few hundred bytes; a larger one is not a bundle. */
@@ -247,15 +248,9 @@ export class Bundle2Scanner {
     const parts = this.pending;
     this.pending = [];
     this.pendingLength = 0;
-    if (parts.length === 1) return parts[0] as Uint8Array;
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return concatBytes(parts);
   }
+
 }
 
 function int32(b: Uint8Array): number {

@@ -3,6 +3,7 @@
  * src/protocol/bundle2.ts): a changegroup part of `changesets` changelog entries (cg2 chunks
  * with a 100-byte delta header), an empty manifest group and file list, and a phase-heads part.
  */
+import { concatBytes as concat } from "../../src/protocol/frames.ts";
 
 export interface BundleOptions {
   changesets: number;
@@ -27,15 +28,8 @@ const int32 = (n: number) => {
 };
 const ascii = (s: string) => new TextEncoder().encode(s);
 
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+/** Joins byte arrays (the codec's own helper, re-exported for the bundle tests). */
+export { concat };
 
 function partHeader(type: string, id: number, mandatory: [string, string][], advisory: [string, string][] = []): Uint8Array {
   const params = [...mandatory, ...advisory];
