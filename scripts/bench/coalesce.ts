@@ -41,7 +41,14 @@ interface Round {
 }
 
 async function round(hg: string, originDir: string, work: string, clients: number, label: string, wranglerArgs: string[]): Promise<Round> {
-  const stack = await startStack(hg, originDir, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `bench-coalesce-${label}-${Date.now()}` }, [], wranglerArgs);
+  const stack = await startStack(hg, originDir, {
+    ACCESS: "public",
+    MIN_REDIRECT_BYTES: "0",
+    CACHE_VERSION: `bench-coalesce-${label}-${Date.now()}`,
+    // One hg serve process answering 50 clients at once on a small machine takes its time.
+    ORIGIN_TIMEOUT_MS: "600000",
+    COALESCE_WAIT_MS: "600000",
+  }, [], wranglerArgs);
   try {
     const dir = path.join(work, label);
     await mkdir(dir);
