@@ -1,0 +1,211 @@
+/**
+ * Helpers the benchmarks share: command-line options, the edge's processes and their CPU time
+ * and resident memory (read from /proc), timed HTTP exchanges on loopback, and where results go.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import http from "node:http";
+import path from "node:path";
+import { projectRoot } from "../../test/support/mercurial.ts";
+
+export const RESULTS_DIR = path.join(projectRoot, "bench-results");
+export const CHARTS_DIR = path.join(projectRoot, "docs/bench");
+
+export function option(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  if (at < 0) return fallback;
+  const value = Number(process.argv[at + 1]);
+  if (!Number.isFinite(value)) throw new Error(`--${name} needs a number, got ${process.argv[at + 1]}`);
+  return value;
+}
+
+export function flag(name: string): boolean {
+  return process.argv.includes(`--${name}`);
+}
+
+export async function writeResult(name: string, result: unknown): Promise<string> {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `${name}.json`);
+  await writeFile(file, JSON.stringify(result, null, 2) + "\n");
+  return file;
+}
+
+export async function writeChart(name: string, svg: string): Promise<string> {
+  await mkdir(CHARTS_DIR, { recursive: true });
+  const file = path.join(CHARTS_DIR, `${name}.svg`);
+  await writeFile(file, svg);
+  return file;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** The machine, for the record: CPU model, cores, memory, kernel, Node. */
+export function machine(): Record<string, string | number> {
+  const cpuinfo = readFileSync("/proc/cpuinfo", "utf8");
+  const memKiB = Number(/MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0);
+  return {
+    cpu: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? "unknown",
+    cores: cpuinfo.split("\n").filter((l) => l.startsWith("processor")).length,
+    memoryGiB: Math.round((memKiB / 1024 / 1024) * 10) / 10,
+    kernel: readFileSync("/proc/sys/kernel/osrelease", "utf8").trim(),
+    node: process.version,
+    loadAverage: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
+  };
+}
+
+// --- processes ------------------------------------------------------------------------------
+
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+
+export interface ProcessInfo {
+  pid: number;
+  comm: string;
+  args: string[];
+}
+
+function statFields(pid: number): { comm: string; fields: string[] } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after the closing ")".
+  return { comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), fields: stat.slice(stat.lastIndexOf(")") + 2).split(" ") };
+}
+
+/** Every live process, with its command line (processes that end while we look are skipped). */
+export function processes(): (ProcessInfo & { pgrp: number })[] {
+  const out: (ProcessInfo & { pgrp: number })[] = [];
+  for (const entry of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    const pid = Number(entry);
+    try {
+      const { comm, fields } = statFields(pid);
+      const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+      out.push({ pid, comm, args, pgrp: Number(fields[2]) });
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** User + system CPU seconds the process has used so far (all its threads). */
+export function cpuSeconds(pid: number): number {
+  const { fields } = statFields(pid);
+  // After "(comm) ": state(0) ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime(11) stime(12)
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Resident set size in KiB (VmRSS). */
+export function rssKiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+}
+
+/**
+ * The processes behind `npm start` (wrangler dev): `proxy` is the workerd that owns the port the
+ * client connects to (wrangler's proxy worker, a local-development layer with no counterpart in
+ * production); `runtime` is the workerd running hgedge itself together with miniflare's
+ * simulated R2 bucket; `wrangler` is the Node process driving both.
+ */
+export interface EdgeProcesses {
+  proxy: number;
+  runtime: number;
+  wrangler: number;
+}
+
+export function edgeProcesses(processGroup: number, edgeUrl: string): EdgeProcesses {
+  const port = new URL(edgeUrl).port;
+  const group = processes().filter((p) => p.pgrp === processGroup);
+  const workerds = group.filter((p) => p.comm === "workerd");
+  const proxy = workerds.find((p) => p.args.some((a) => a.endsWith(`=127.0.0.1:${port}`)));
+  const runtime = workerds.find((p) => p !== proxy);
+  const wrangler = group.find((p) => p.args.some((a) => a.endsWith("wrangler-dist/cli.js")));
+  if (!proxy || !runtime || !wrangler) {
+    throw new Error(`cannot tell the edge's processes apart: ${group.map((p) => `${p.pid} ${p.comm} ${p.args.join(" ")}`).join("\n")}`);
+  }
+  return { proxy: proxy.pid, runtime: runtime.pid, wrangler: wrangler.pid };
+}
+
+/**
+ * The address of the runtime workerd's own entry socket, found by asking each loopback port the
+ * process listens on for an answer only hgedge gives (`ro/pushkey` is refused with 403 and
+ * `x-hgedge-cache: BYPASS`, without R2 or the origin). Talking to it directly leaves out
+ * wrangler's proxy worker, a local-development layer that costs about 100 ns of CPU per byte of
+ * a streamed body (see BENCHMARKS.md) and that production does not have.
+ */
+export async function runtimeUrl(runtimePid: number): Promise<string> {
+  const listening = execFileSync("ss", ["-ltnpH"]).toString().split("\n").filter((line) => line.includes(`pid=${runtimePid},`));
+  for (const address of listening.map((line) => line.trim().split(/\s+/)[3])) {
+    if (!address?.startsWith("127.0.0.1:")) continue;
+    const url = `http://${address}`;
+    try {
+      const answer = await exchange(`${url}/api/exp-http-v2-0003/ro/pushkey`, { method: "POST", body: new Uint8Array(0), timeoutMs: 3000 });
+      if (answer.status === 403 && answer.headers["x-hgedge-cache"] === "BYPASS") return url;
+    } catch {
+      // not an HTTP socket
+    }
+  }
+  throw new Error(`hgedge's runtime workerd (pid ${runtimePid}) answers on none of its loopback ports`);
+}
+
+/** The `hg serve` process listening on `port` (the Python process: the wrapper execs it). */
+export function hgServePid(port: number): number {
+  const found = processes().find((p) => p.args.includes("serve") && p.args.includes(String(port)) && p.args.includes("-p"));
+  if (!found) throw new Error(`no hg serve process found for port ${port}`);
+  return found.pid;
+}
+
+// --- timed HTTP ------------------------------------------------------------------------------
+
+export interface Exchange {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  bytes: number;
+  /** Request sent → last byte received. */
+  ms: number;
+  /** The body, only when asked for. */
+  body?: Buffer;
+}
+
+/**
+ * One request on a fresh connection (no keep-alive, the same for every server measured), the
+ * response read to its end. `onChunk` sees each chunk as it arrives and may pause the reader by
+ * returning a promise.
+ */
+export function exchange(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: Uint8Array; keepBody?: boolean; onChunk?: (chunk: Buffer) => void | Promise<void>; timeoutMs?: number } = {},
+): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const request = http.request(url, { method: init.method ?? "GET", headers: init.headers, agent: false }, (response) => {
+      let bytes = 0;
+      const parts: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (init.keepBody) parts.push(chunk);
+        const pending = init.onChunk?.(chunk);
+        if (pending) {
+          response.pause();
+          pending.then(() => response.resume(), reject);
+        }
+      });
+      response.on("end", () => {
+        const result: Exchange = { status: response.statusCode ?? 0, headers: response.headers, bytes, ms: performance.now() - started };
+        if (init.keepBody) result.body = Buffer.concat(parts);
+        resolve(result);
+      });
+      response.on("error", reject);
+    });
+    request.on("error", reject);
+    if (init.timeoutMs) request.setTimeout(init.timeoutMs, () => request.destroy(new Error(`no answer within ${init.timeoutMs} ms`)));
+    request.end(init.body ? Buffer.from(init.body.buffer, init.body.byteOffset, init.body.byteLength) : undefined);
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// A benchmark stopped by a signal (timeout, Ctrl-C) must not leave its edge or origin running:
+// exiting runs the exit handlers of test/support, which kill their process groups.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
