@@ -6,6 +6,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { freePort, projectRoot, serveRepo, startRecordingProxy, type RecordingProxy, type Served } from "./mercurial.ts";
 
 const READY_TIMEOUT_MS = 60_000;
+/** What is kept of wrangler's output (the most recent part) for assertions and messages. */
+const MAX_OUTPUT_CHARS = 8 * 1024 * 1024;
 
 export interface Edge {
   /** Base URL without a trailing slash. */
@@ -64,12 +66,18 @@ async function startEdgeOnce(originUrl: string, extraVars: Record<string, string
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`wrangler dev did not get ready in time:\n${output}`)), READY_TIMEOUT_MS);
+    let ready = false;
     const onData = (b: Buffer) => {
-      output += b.toString();
-      if (/Ready on http/.test(output)) {
+      const text = b.toString();
+      // Only what is new (and a line's worth before it) is searched, and only until ready: a long
+      // run logs a line per request, and searching all of it on every chunk is quadratic.
+      if (!ready && /Ready on http/.test(output.slice(-200) + text)) {
+        ready = true;
         clearTimeout(timer);
         resolve();
       }
+      output += text;
+      if (output.length > MAX_OUTPUT_CHARS) output = output.slice(-MAX_OUTPUT_CHARS / 2);
     };
     child.stdout?.on("data", onData);
     child.stderr?.on("data", onData);
