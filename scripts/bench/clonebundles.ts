@@ -13,28 +13,15 @@ import { appendFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { startEdge } from "../../test/support/edge.ts";
+import { makeBenchRepo, measuredClone, option, type MeasuredClone } from "./support.ts";
 import { hg6Path, projectRoot, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
 
 const TOKEN = "bench-admin-token-0123456789abcdef0123456789";
 
-interface Measured {
-  bytes: number;
-  requests: number;
-  seconds: number;
-}
+type Measured = MeasuredClone;
 
-function option(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-}
-
-async function clone(hg: string, url: string, dest: string, exchanges: Exchange[]): Promise<Measured & { output: string }> {
-  const before = exchanges.length;
-  const started = performance.now();
-  const output = await runHgOk(hg, ["clone", "-U", "--verbose", url, dest], { timeoutMs: 600_000 });
-  const seconds = (performance.now() - started) / 1000;
-  const served = exchanges.slice(before);
-  return { bytes: served.reduce((n, e) => n + e.responseBody.length, 0), requests: served.length, seconds, output };
+function clone(hg: string, url: string, dest: string, exchanges: Exchange[]): Promise<Measured> {
+  return measuredClone(hg, ["clone", "-U", "--verbose", url, dest], exchanges);
 }
 
 async function main(): Promise<void> {
@@ -44,10 +31,8 @@ async function main(): Promise<void> {
   const later = option("later", 20);
   const work = await mkdtemp(path.join(os.tmpdir(), "hgedge-clonebundles-"));
   const originDir = path.join(work, "origin");
-  const extension = `extensions.makerepo=${path.join(projectRoot, "scripts/bench/makerepo.py")}`;
   try {
-    await runHgOk(hg, ["init", originDir]);
-    await runHgOk(hg, ["--config", extension, "-R", originDir, "hgedge-makerepo", String(revs)], { timeoutMs: 600_000 });
+    await makeBenchRepo(hg, originDir, revs);
     const origin = await serveRepo({ hgPath: hg, repoDir: originDir, v2: false });
     const recorder = await startRecordingProxy(origin.url);
     const edge = await startEdge(recorder.url, { ACCESS: "public", ADMIN_TOKEN: TOKEN });

@@ -14,12 +14,9 @@ import os from "node:os";
 import path from "node:path";
 import { cloneConcurrently, type ConcurrentClones } from "../../test/support/concurrent.ts";
 import { startStack } from "../../test/support/edge.ts";
+import { makeBenchRepo, option } from "./support.ts";
 import { hg56Path, projectRoot, runHgOk } from "../../test/support/mercurial.ts";
 
-function option(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-}
 
 /** wrangler.toml without the COALESCER binding, next to the real one's state directory. */
 async function configWithoutCoalescer(): Promise<string> {
@@ -90,9 +87,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(path.join(os.tmpdir(), "hgedge-coalesce-"));
   const originDir = path.join(work, "origin");
   try {
-    await runHgOk(hg, ["init", originDir]);
-    const extension = `extensions.makerepo=${path.join(projectRoot, "scripts/bench/makerepo.py")}`;
-    await runHgOk(hg, ["--config", extension, "-R", originDir, "hgedge-makerepo", String(revs)], { timeoutMs: 600_000 });
+    await makeBenchRepo(hg, originDir, revs);
     const withCoalescer = summarise(await round(hg, originDir, work, clients, "coalescer", []));
     const without = summarise(await round(hg, originDir, work, clients, "no-coalescer", ["--config", await configWithoutCoalescer()]));
     const rows = [

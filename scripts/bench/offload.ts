@@ -14,32 +14,13 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { startEdge } from "../../test/support/edge.ts";
+import { makeBenchRepo, measuredClone, option, type MeasuredClone } from "./support.ts";
 import { cloneArgs, hg56Path, projectRoot, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
 
-interface Measured {
-  bytes: number;
-  requests: number;
-  seconds: number;
-}
+type Measured = Omit<MeasuredClone, "output">;
 
-function option(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-}
-
-async function buildRepo(hg: string, dir: string, revs: number): Promise<void> {
-  await runHgOk(hg, ["init", dir]);
-  const extension = `extensions.makerepo=${path.join(projectRoot, "scripts/bench/makerepo.py")}`;
-  await runHgOk(hg, ["--config", extension, "-R", dir, "hgedge-makerepo", String(revs)], { timeoutMs: 600_000 });
-}
-
-async function clone(hg: string, url: string, dest: string, exchanges: Exchange[]): Promise<Measured> {
-  const before = exchanges.length;
-  const started = performance.now();
-  await runHgOk(hg, ["clone", "-U", ...cloneArgs({ v2: true }), url, dest], { timeoutMs: 600_000 });
-  const seconds = (performance.now() - started) / 1000;
-  const served = exchanges.slice(before);
-  return { bytes: served.reduce((n, e) => n + e.responseBody.length, 0), requests: served.length, seconds };
+function clone(hg: string, url: string, dest: string, exchanges: Exchange[]): Promise<Measured> {
+  return measuredClone(hg, ["clone", "-U", ...cloneArgs({ v2: true }), url, dest], exchanges);
 }
 
 async function main(): Promise<void> {
@@ -49,7 +30,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(path.join(os.tmpdir(), "hgedge-offload-"));
   const originDir = path.join(work, "origin");
   try {
-    await buildRepo(hg, originDir, revs);
+    await makeBenchRepo(hg, originDir, revs);
     const origin = await serveRepo({ hgPath: hg, repoDir: originDir, v2: true });
     const recorder = await startRecordingProxy(origin.url);
     const edge = await startEdge(recorder.url, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `bench-${Date.now()}` });

@@ -10,14 +10,11 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { startEdge } from "../../test/support/edge.ts";
+import { option } from "./support.ts";
 import { cloneArgs, hg56Path, projectRoot, runHg, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
 
 const TIMEOUT = 600_000;
 
-function option(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-}
 
 /** Renames and removes a few files, one commit each. */
 async function churn(hg: string, repo: string, commits: number, tag: string): Promise<void> {

@@ -7,7 +7,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
-import { projectRoot } from "../../test/support/mercurial.ts";
+import { projectRoot, runHgOk, type Exchange as RecordedExchange } from "../../test/support/mercurial.ts";
 
 export const RESULTS_DIR = path.join(projectRoot, "bench-results");
 export const CHARTS_DIR = path.join(projectRoot, "docs/bench");
@@ -209,3 +209,33 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 // A benchmark stopped by a signal (timeout, Ctrl-C) must not leave its edge or origin running:
 // exiting runs the exit handlers of test/support, which kill their process groups.
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
+
+/**
+ * The benchmarks' repository: `revs` changesets generated deterministically by
+ * scripts/bench/makerepo.py (source-like files edited a few at a time, files added over time,
+ * some binary blobs, two branches, no removals).
+ */
+export async function makeBenchRepo(hg: string, dir: string, revs: number): Promise<void> {
+  await runHgOk(hg, ["init", dir]);
+  const extension = `extensions.makerepo=${path.join(projectRoot, "scripts/bench/makerepo.py")}`;
+  await runHgOk(hg, ["--config", extension, "-R", dir, "hgedge-makerepo", String(revs)], { timeoutMs: 600_000 });
+}
+
+/** What the origin served (seen by a recording proxy) for one clone, and how long it took. */
+export interface MeasuredClone {
+  bytes: number;
+  requests: number;
+  seconds: number;
+  /** What Mercurial printed. */
+  output: string;
+}
+
+/** Runs `hg <cloneArgs>` and counts the exchanges the recording proxy saw meanwhile. */
+export async function measuredClone(hg: string, cloneArgs: string[], exchanges: RecordedExchange[]): Promise<MeasuredClone> {
+  const before = exchanges.length;
+  const started = performance.now();
+  const output = await runHgOk(hg, cloneArgs, { timeoutMs: 600_000 });
+  const seconds = (performance.now() - started) / 1000;
+  const served = exchanges.slice(before);
+  return { bytes: served.reduce((n, e) => n + e.responseBody.length, 0), requests: served.length, seconds, output };
+}

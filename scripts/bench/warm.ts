@@ -16,6 +16,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { startEdge } from "../../test/support/edge.ts";
+import { makeBenchRepo, option } from "./support.ts";
 import { cloneArgs, hg56Path, projectRoot, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
 import { formatBytes } from "../warm/progress.ts";
 import { warm, type WarmSummary } from "../warm/run.ts";
@@ -33,10 +34,6 @@ interface Clone extends OriginCost {
   seconds: number;
 }
 
-function option(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-}
 
 function costOf(exchanges: Exchange[]): OriginCost {
   return {
@@ -80,9 +77,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(path.join(os.tmpdir(), "hgedge-bench-warm-"));
   const originDir = path.join(work, "origin");
   try {
-    await runHgOk(hg, ["init", originDir]);
-    const extension = `extensions.makerepo=${path.join(projectRoot, "scripts/bench/makerepo.py")}`;
-    await runHgOk(hg, ["--config", extension, "-R", originDir, "hgedge-makerepo", String(revs)], { timeoutMs: 600_000 });
+    await makeBenchRepo(hg, originDir, revs);
     const origin = await serveRepo({ hgPath: hg, repoDir: originDir, v2: true });
     const recorder = await startRecordingProxy(origin.url);
     const edge = await startEdge(recorder.url, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `bench-warm-${Date.now()}` });
