@@ -9,12 +9,12 @@
  *
  * The repository is generated deterministically by scripts/bench/makerepo.py.
  */
-import { appendFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { startEdge } from "../../test/support/edge.ts";
-import { makeBenchRepo, measuredClone, option, type MeasuredClone } from "./support.ts";
-import { hg6Path, projectRoot, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
+import { makeBenchRepo, measuredClone, option, type MeasuredClone, writeResult } from "./support.ts";
+import { hg6Path, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
 
 const TOKEN = "bench-admin-token-0123456789abcdef0123456789";
 
@@ -84,8 +84,7 @@ function report(r: { revs: number; later: number; bundle: { size: number; change
       `bundle: ${r.bundle.changesets} changesets, ${r.bundle.size} bytes (none-v2), made in ${r.generationSeconds.toFixed(2)} s`,
   );
   console.log(table);
-  const out = path.join(projectRoot, "bench-results");
-  void mkdir(out, { recursive: true }).then(() => writeFile(path.join(out, "clonebundles.json"), JSON.stringify(r, null, 2)));
+  void writeResult("clonebundles", r);
 }
 
 main().catch((error: unknown) => {

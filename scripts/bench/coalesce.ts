@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { cloneConcurrently, type ConcurrentClones } from "../../test/support/concurrent.ts";
 import { startStack } from "../../test/support/edge.ts";
-import { makeBenchRepo, option } from "./support.ts";
+import { makeBenchRepo, option, writeResult } from "./support.ts";
 import { hg56Path, projectRoot, runHgOk } from "../../test/support/mercurial.ts";
 
 
@@ -101,9 +101,7 @@ async function main(): Promise<void> {
     ];
     const table = ["| " + `${clients} concurrent cold clones, ${revs} changesets` + " | with COALESCER | without |", "|---|---|---|", ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
     console.log(table);
-    const results = path.join(projectRoot, "bench-results");
-    await mkdir(results, { recursive: true });
-    await writeFile(path.join(results, "coalesce.json"), JSON.stringify({ clients, revs, withCoalescer, without, target: "origin fills per key = 1" }, null, 2));
+    await writeResult("coalesce", { clients, revs, withCoalescer, without, target: "origin fills per key = 1" });
     if (withCoalescer.maxAnswersPerKey !== 1 || withCoalescer.failedClones > 0) process.exitCode = 1;
   } finally {
     await rm(work, { recursive: true, force: true, maxRetries: 5 });

@@ -10,12 +10,12 @@
  * edited a few at a time, files added over time, some binary blobs, two branches; no removals,
  * which stock 5.x origins cannot serve over v2).
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { startEdge } from "../../test/support/edge.ts";
-import { makeBenchRepo, measuredClone, option, type MeasuredClone } from "./support.ts";
-import { cloneArgs, hg56Path, projectRoot, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
+import { makeBenchRepo, measuredClone, option, type MeasuredClone, writeResult } from "./support.ts";
+import { cloneArgs, hg56Path, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
 
 type Measured = Omit<MeasuredClone, "output">;
 
@@ -65,8 +65,7 @@ function report(r: { changesets: number; direct: Measured; cold: Measured; warm:
   ].join("\n");
   console.log(`repository: ${r.changesets} changesets (scripts/bench/makerepo.py), Mercurial 5.6.1 client and origin, wire protocol v2`);
   console.log(table);
-  const out = path.join(projectRoot, "bench-results");
-  void mkdir(out, { recursive: true }).then(() => writeFile(path.join(out, "offload.json"), JSON.stringify(r, null, 2)));
+  void writeResult("offload", r);
 }
 
 main().catch((error: unknown) => {

@@ -12,12 +12,12 @@
  *   4. the first real clone through the edge after the warm-up (origin bytes and requests).
  * Every clone is checked with `hg verify`. Results also go to bench-results/warm.json.
  */
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { startEdge } from "../../test/support/edge.ts";
-import { makeBenchRepo, option } from "./support.ts";
-import { cloneArgs, hg56Path, projectRoot, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
+import { makeBenchRepo, option, writeResult } from "./support.ts";
+import { cloneArgs, hg56Path, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
 import { formatBytes } from "../warm/progress.ts";
 import { warm, type WarmSummary } from "../warm/run.ts";
 import { MERCURIAL_SERVER_ORDER } from "../../src/protocol/streams.ts";
@@ -125,8 +125,7 @@ function report(r: { revs: number; concurrency: number; direct: Clone; cold: War
     `warm-up object bytes ${formatBytes(r.cold.summary.objectBytes)}; origin bytes of the warm-up ÷ a direct clone ${pct(r.cold.origin.bytes, r.direct.bytes)}`,
   ];
   console.log(lines.join("\n"));
-  const out = path.join(projectRoot, "bench-results");
-  void mkdir(out, { recursive: true }).then(() => writeFile(path.join(out, "warm.json"), JSON.stringify(r, null, 2)));
+  void writeResult("warm", r);
 }
 
 main().catch((error: unknown) => {
