@@ -91,7 +91,16 @@ async function answerMiss(miss: Miss): Promise<Response> {
   const { context, bucket, command, name, parsed, body } = miss;
   for (let join = 1; join <= MAX_JOINS; join++) {
     const flight = await joinFlight(context, name);
-    if (flight.role === "leader") return fillFromOrigin(miss, flight.settle);
+    if (flight.role === "leader") {
+      // A flight that ended between our R2 head and our join has left the object behind.
+      const filled = context.config.coalescer ? await bucket.head(name).catch(() => null) : null;
+      const hit = filled ? await answerHit(context, bucket, command, filled) : undefined;
+      if (hit) {
+        flight.settle(true);
+        return hit;
+      }
+      return fillFromOrigin(miss, flight.settle);
+    }
     if (flight.outcome === "committed") {
       const stored = await bucket.head(name).catch(() => null);
       const hit = stored ? await answerHit(context, bucket, command, stored) : undefined;
