@@ -21,7 +21,15 @@ export interface ConcurrentClones {
   failures: string[];
 }
 
-export async function cloneConcurrently(hgPath: string, stack: Stack, workDir: string, count: number, timeoutMs: number): Promise<ConcurrentClones> {
+/** `edgeUrl` defaults to the stack's edge (wrangler dev's proxy in front of the runtime). */
+export async function cloneConcurrently(
+  hgPath: string,
+  stack: Stack,
+  workDir: string,
+  count: number,
+  timeoutMs: number,
+  edgeUrl = stack.edge.url,
+): Promise<ConcurrentClones> {
   // hg serve 5.6.1 imports modules lazily, and threads racing through a first import fail
   // ("module 'mercurial.ancestor' has no attribute 'lazyancestors'"): one clone straight from
   // the origin first, so that the race measured is ours, not Mercurial's import machinery.
@@ -30,7 +38,7 @@ export async function cloneConcurrently(hgPath: string, stack: Stack, workDir: s
   const started = Date.now();
   const destinations = Array.from({ length: count }, (_, i) => path.join(workDir, `concurrent-${i}`));
   // Every clone runs to its end before a failure is reported: none is left writing meanwhile.
-  const clones = await Promise.allSettled(destinations.map((dest) => runHgOk(hgPath, ["clone", "-U", ...cloneArgs({ v2: true }), stack.edge.url, dest], { timeoutMs })));
+  const clones = await Promise.allSettled(destinations.map((dest) => runHgOk(hgPath, ["clone", "-U", ...cloneArgs({ v2: true }), edgeUrl, dest], { timeoutMs })));
   const failures = clones.flatMap((c) => (c.status === "rejected" ? [String(c.reason)] : []));
   const wallMs = Date.now() - started;
   const exchanges = stack.recorder.exchanges.slice(before);
