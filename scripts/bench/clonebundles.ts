@@ -12,9 +12,9 @@
 import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startEdge } from "../../test/support/edge.ts";
+import { startStack } from "../../test/support/edge.ts";
 import { makeBenchRepo, measuredClone, option, type MeasuredClone, writeResult } from "./support.ts";
-import { hg6Path, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
+import { hg6Path, runHgOk, type Exchange } from "../../test/support/mercurial.ts";
 
 const TOKEN = "bench-admin-token-0123456789abcdef0123456789";
 
@@ -33,9 +33,8 @@ async function main(): Promise<void> {
   const originDir = path.join(work, "origin");
   try {
     await makeBenchRepo(hg, originDir, revs);
-    const origin = await serveRepo({ hgPath: hg, repoDir: originDir, v2: false });
-    const recorder = await startRecordingProxy(origin.url);
-    const edge = await startEdge(recorder.url, { ACCESS: "public", ADMIN_TOKEN: TOKEN });
+    const stack = await startStack(hg, originDir, { ACCESS: "public", ADMIN_TOKEN: TOKEN }, { v2: false });
+    const { recorder, edge } = stack;
     try {
       const direct = await clone(hg, recorder.url, path.join(work, "direct"), recorder.exchanges);
       const started = performance.now();
@@ -58,9 +57,7 @@ async function main(): Promise<void> {
       const changesets = (await runHgOk(hg, ["-R", originDir, "log", "-T", "x"])).length;
       report({ revs: changesets - later, later, bundle, generationSeconds, direct, withBundle, directLater, stale });
     } finally {
-      await edge.stop();
-      await recorder.stop();
-      await origin.stop();
+      await stack.stop();
     }
   } finally {
     await rm(work, { recursive: true, force: true });

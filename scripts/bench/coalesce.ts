@@ -45,7 +45,7 @@ async function round(hg: string, originDir: string, work: string, clients: numbe
     // One hg serve process answering 50 clients at once on a small machine takes its time.
     ORIGIN_TIMEOUT_MS: "600000",
     COALESCE_WAIT_MS: "600000",
-  }, [], wranglerArgs);
+  }, { wranglerArgs });
   try {
     const dir = path.join(work, label);
     await mkdir(dir);

@@ -13,9 +13,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startEdge } from "../../test/support/edge.ts";
+import { startStack } from "../../test/support/edge.ts";
 import { makeBenchRepo, measuredClone, option, type MeasuredClone, writeResult } from "./support.ts";
-import { cloneArgs, hg56Path, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
+import { cloneArgs, hg56Path, runHgOk, type Exchange } from "../../test/support/mercurial.ts";
 
 type Measured = Omit<MeasuredClone, "output">;
 
@@ -31,9 +31,8 @@ async function main(): Promise<void> {
   const originDir = path.join(work, "origin");
   try {
     await makeBenchRepo(hg, originDir, revs);
-    const origin = await serveRepo({ hgPath: hg, repoDir: originDir, v2: true });
-    const recorder = await startRecordingProxy(origin.url);
-    const edge = await startEdge(recorder.url, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `bench-${Date.now()}` });
+    const stack = await startStack(hg, originDir, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `bench-${Date.now()}` });
+    const { recorder, edge } = stack;
     try {
       const changesets = (await runHgOk(hg, ["-R", originDir, "log", "-T", "x"])).length;
       const direct = await clone(hg, recorder.url, path.join(work, "direct"), recorder.exchanges);
@@ -42,9 +41,7 @@ async function main(): Promise<void> {
       for (const name of ["direct", "cold", "warm"]) await runHgOk(hg, ["-R", path.join(work, name), "verify"]);
       report({ changesets, direct, cold, warm });
     } finally {
-      await edge.stop();
-      await recorder.stop();
-      await origin.stop();
+      await stack.stop();
     }
   } finally {
     await rm(work, { recursive: true, force: true });

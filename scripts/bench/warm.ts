@@ -15,9 +15,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startEdge } from "../../test/support/edge.ts";
+import { startStack } from "../../test/support/edge.ts";
 import { makeBenchRepo, option, writeResult } from "./support.ts";
-import { cloneArgs, hg56Path, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
+import { cloneArgs, hg56Path, runHgOk, type Exchange } from "../../test/support/mercurial.ts";
 import { formatBytes } from "../warm/progress.ts";
 import { warm, type WarmSummary } from "../warm/run.ts";
 import { MERCURIAL_SERVER_ORDER } from "../../src/protocol/streams.ts";
@@ -78,9 +78,8 @@ async function main(): Promise<void> {
   const originDir = path.join(work, "origin");
   try {
     await makeBenchRepo(hg, originDir, revs);
-    const origin = await serveRepo({ hgPath: hg, repoDir: originDir, v2: true });
-    const recorder = await startRecordingProxy(origin.url);
-    const edge = await startEdge(recorder.url, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `bench-warm-${Date.now()}` });
+    const stack = await startStack(hg, originDir, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `bench-warm-${Date.now()}` });
+    const { recorder, edge } = stack;
     try {
       const direct = await clone(hg, recorder.url, path.join(work, "direct"), recorder.exchanges);
       const state = path.join(work, "state.json");
@@ -90,9 +89,7 @@ async function main(): Promise<void> {
       const first = await clone(hg, edge.url, path.join(work, "first"), recorder.exchanges);
       report({ revs, concurrency, direct, cold, resumed, hits, first });
     } finally {
-      await edge.stop();
-      await recorder.stop();
-      await origin.stop();
+      await stack.stop();
     }
   } finally {
     await rm(work, { recursive: true, force: true });

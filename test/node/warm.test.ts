@@ -105,10 +105,12 @@ describe.skipIf(hg56.skip)(`npm run warm against a real origin${hg56.skip ? ` (s
       HG56,
       originDir(),
       { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `warm-${Date.now()}` },
-      [
-        "--config", "experimental.server.manifestdata.recommended-batch-size=16",
-        "--config", "experimental.server.filesdata.recommended-batch-size=7",
-      ],
+      {
+        originConfig: [
+          "--config", "experimental.server.manifestdata.recommended-batch-size=16",
+          "--config", "experimental.server.filesdata.recommended-batch-size=7",
+        ],
+      },
     );
   }, HG_TIMEOUT);
 

@@ -108,14 +108,18 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(
-  hgPath: string,
-  repoDir: string,
-  edgeVars: Record<string, string>,
-  originConfig: string[] = [],
-  wranglerArgs: string[] = [],
-): Promise<Stack> {
-  const origin = await serveRepo({ hgPath, repoDir, v2: true, extraConfig: originConfig });
+export interface StackOptions {
+  /** Serve wire protocol v2 too (the default), or v1 only as today's Mercurial does. */
+  v2?: boolean;
+  /** Extra `--config` arguments for hg serve. */
+  originConfig?: string[];
+  /** Extra arguments for wrangler dev. */
+  wranglerArgs?: string[];
+}
+
+export async function startStack(hgPath: string, repoDir: string, edgeVars: Record<string, string>, options: StackOptions = {}): Promise<Stack> {
+  const { v2 = true, originConfig = [], wranglerArgs = [] } = options;
+  const origin = await serveRepo({ hgPath, repoDir, v2, extraConfig: originConfig });
   const recorder = await startRecordingProxy(origin.url);
   const edge = await startEdge(recorder.url, edgeVars, wranglerArgs);
   return {
