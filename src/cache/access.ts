@@ -7,6 +7,7 @@
  * origin that cannot be asked means the request goes to the origin, never to the cache.
  */
 import { toHex } from "../protocol/hex.ts";
+import { logEvent } from "../log.ts";
 
 const MAX_REMEMBERED = 10_000;
 
@@ -51,7 +52,7 @@ async function askOriginWhether(request: Request, originRepoUrl: URL, askOrigin:
     await response.body?.cancel();
     return response.status === 200 && (response.headers.get("content-type") ?? "").startsWith("application/mercurial-");
   } catch (error) {
-    console.warn(JSON.stringify({ level: "warn", event: "access-check-failed", origin: url.origin, error: String(error) }));
+    logEvent("warn", "access-check-failed", { origin: url.origin, error: String(error) });
     return false;
   }
 }

@@ -12,6 +12,7 @@
  * nothing clients see.
  */
 import { repositoryPrefix } from "./keys.ts";
+import { logEvent as log } from "../log.ts";
 
 export const BUNDLES_SEGMENT = ".bundles";
 export const RECORD_FILE = "current.json";
@@ -143,10 +144,4 @@ async function orphans(bucket: R2Bucket, record: BundleRecord, now: number): Pro
     cursor = page.truncated ? page.cursor : undefined;
   } while (cursor);
   return found;
-}
-
-function log(level: "info" | "warn", event: string, fields: Record<string, unknown>): void {
-  const line = JSON.stringify({ level, event, ...fields });
-  if (level === "warn") console.warn(line);
-  else console.log(line);
 }

@@ -14,6 +14,7 @@
  * probes for itself, and learns only when a request asks for the target); a target is presumed
  * healthy until a probe says otherwise.
  */
+import { logEvent as log } from "../log.ts";
 
 export type ProbeFetch = (url: string, init: RequestInit) => Promise<Response>;
 
@@ -101,10 +102,4 @@ async function probeFailure(probeFetch: ProbeFetch, url: string): Promise<string
   } catch (error) {
     return String(error);
   }
-}
-
-function log(level: "info" | "warn", event: string, fields: Record<string, unknown>): void {
-  const line = JSON.stringify({ level, event, ...fields });
-  if (level === "warn") console.warn(line);
-  else console.log(line);
 }

@@ -11,6 +11,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { CacheStatus } from "./answers.ts";
+import { logEvent } from "../log.ts";
 
 export interface Counters {
   hits: number;
@@ -98,7 +99,7 @@ export class StatsRecorder {
     try {
       await this.stub().add(batch);
     } catch (error) {
-      console.warn(JSON.stringify({ level: "warn", event: "stats-flush-failed", repos: Object.keys(batch).length, error: String(error) }));
+      logEvent("warn", "stats-flush-failed", { repos: Object.keys(batch).length, error: String(error) });
     }
   }
 }

@@ -12,6 +12,7 @@ import { retryStats } from "./retry.ts";
 import { contentRouteUrls } from "../cache/redirect.ts";
 import type { V2Context } from "./v2.ts";
 import { bundlesAdminAction } from "./bundles.ts";
+import { logEvent } from "../log.ts";
 
 export const ADMIN_ROUTE_PREFIX = "/.hgedge/admin/";
 
@@ -75,7 +76,7 @@ async function bearerMatches(header: string | null, token: string): Promise<bool
 
 function answer(request: Request, action: string, result: AdminResult, headers: Record<string, string> = {}): Response {
   const level = result.status < 400 ? "info" : "warn";
-  console.log(JSON.stringify({ level, event: "admin", action, method: request.method, status: result.status, ...result.body }));
+  logEvent(level, "admin", { action, method: request.method, status: result.status, ...result.body });
   return new Response(`${JSON.stringify(result.body, null, 2)}\n`, {
     status: result.status,
     headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", ...headers },

@@ -15,6 +15,7 @@ import { bundleRouteOf, handleBundleRoute, type BundleRoute } from "./bundles.ts
 import { handleV2Command, type V2Context } from "./v2.ts";
 import { classify, type HgRequest } from "./wireproto.ts";
 import { TargetHealth, type ProbeFetch } from "../cache/health.ts";
+import { logEvent } from "../log.ts";
 
 export interface AppOptions {
   /** How to reach the origin (tests substitute a scripted origin). */
@@ -50,7 +51,7 @@ async function serveObject({ request, config, waitUntil }: V2Context): Promise<R
   const name = objectNameFromPath(url.pathname);
   const check = name ? await checkSignature(url, name, config.signingKey as string) : { valid: false as const, reason: "not an object" };
   if (!check.valid) {
-    console.warn(JSON.stringify({ level: "warn", event: "object-url-refused", reason: check.reason }));
+    logEvent("warn", "object-url-refused", { reason: check.reason });
     return plainError(403, `hgedge: ${check.reason}`);
   }
   const response = await handleObjectRequest(request, config.objects, options);
@@ -193,7 +194,7 @@ export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {
   });
   app.onError((error) => {
     if (error instanceof ConfigError) {
-      console.error(JSON.stringify({ level: "error", event: "config", binding: error.binding, message: error.message }));
+      logEvent("error", "config", { binding: error.binding, message: error.message });
       return new Response(`hgedge is misconfigured: ${error.message}\n`, {
         status: 500,
         headers: { "content-type": "text/plain; charset=utf-8" },

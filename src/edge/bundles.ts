@@ -42,12 +42,13 @@ import {
   NULL_NODE,
   V1StreamDecoder,
 } from "../protocol/v1.ts";
-import type { AdminResult } from "./admin.ts";
+import { jsonBody, type AdminResult } from "./admin.ts";
 import { readBounded, withBody } from "./bodies.ts";
 import { objectUrl } from "./cached.ts";
 import { forwardToOrigin, originUrlFor, type OriginFetch } from "./passthrough.ts";
 import { handleHandshake, type V2Context } from "./v2.ts";
 import type { HgRequest } from "./wireproto.ts";
+import { logEvent as log } from "../log.ts";
 
 /** Capabilities answers and manifests are small; a larger one passes through untouched. */
 const MAX_SMALL_ANSWER_BYTES = 1 << 20;
@@ -419,13 +420,8 @@ export function createScheduledHandler(options: { originFetch?: OriginFetch } = 
  * (200), or with why not — the previous bundle then stays current (`kept`).
  */
 export async function bundlesAdminAction(context: V2Context): Promise<AdminResult> {
-  let body: unknown;
-  try {
-    body = JSON.parse(await context.request.text());
-  } catch {
-    body = undefined;
-  }
-  const repo = typeof body === "object" && body !== null ? (body as { repo?: unknown }).repo : undefined;
+  const body = await jsonBody(context.request);
+  const repo = typeof body === "object" ? body.repo : undefined;
   if (typeof repo !== "string" || !repo.startsWith("/")) {
     return { status: 400, body: { error: 'the body must be a JSON object with the repository\'s path, e.g. {"repo": "/"} or {"repo": "/team/project"}' } };
   }
@@ -433,10 +429,4 @@ export async function bundlesAdminAction(context: V2Context): Promise<AdminResul
   const outcome = await generateBundle(context.config, context.originFetch, normalized);
   if (!outcome.ok) return { status: outcome.status, body: { repo: normalized, error: outcome.error, ...(outcome.kept ? { kept: outcome.kept } : {}) } };
   return { status: 200, body: { repo: normalized, bundle: outcome.record, record: bundleRecordName(normalized), removed: outcome.removed } };
-}
-
-function log(level: "info" | "warn", event: string, fields: Record<string, unknown> | object): void {
-  const line = JSON.stringify({ level, event, ...fields });
-  if (level === "warn") console.warn(line);
-  else console.log(line);
 }

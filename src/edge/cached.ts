@@ -19,6 +19,7 @@ import { forwardToOrigin, originUrlFor } from "./passthrough.ts";
 import { forwardV2Request } from "./retry.ts";
 import { chooseRedirectTarget } from "./targets.ts";
 import type { V2Context } from "./v2.ts";
+import { logEvent as log } from "../log.ts";
 
 export async function answerCacheable(
   context: V2Context,
@@ -248,10 +249,4 @@ function withStatus(response: Response, status: CacheStatus): Response {
   const headers = new Headers(response.headers);
   headers.set(CACHE_STATUS_HEADER, status);
   return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
-}
-
-function log(level: "info" | "warn", event: string, fields: Record<string, unknown>): void {
-  const line = JSON.stringify({ level, event, ...fields });
-  if (level === "warn") console.warn(line);
-  else console.log(line);
 }

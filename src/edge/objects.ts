@@ -24,6 +24,7 @@ import { BUNDLES_SEGMENT, isBundleObjectSegments } from "../cache/bundles.ts";
 import { OBJECTS_PATH, objectPath } from "../cache/redirect.ts";
 import { OBJECT_CONTENT_TYPE } from "../cache/store.ts";
 import { toHex } from "../protocol/hex.ts";
+import { logEvent as log } from "../log.ts";
 
 /** Where redirects point on the edge itself (the cache layer builds those URLs). */
 export const OBJECTS_ROUTE_PREFIX = OBJECTS_PATH;
@@ -467,10 +468,4 @@ function plainText(status: number, reason: string): Response {
     status,
     headers: { "content-type": "text/plain; charset=utf-8", "cache-control": ERROR_CACHE_CONTROL },
   });
-}
-
-function log(level: "error" | "warn", event: string, fields: Record<string, unknown>): void {
-  const line = JSON.stringify({ level, event, ...fields });
-  if (level === "error") console.error(line);
-  else console.warn(line);
 }

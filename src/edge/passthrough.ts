@@ -5,6 +5,7 @@
  */
 import { withIdleTimeout } from "../cache/idle.ts";
 import type { Config } from "../config.ts";
+import { logEvent } from "../log.ts";
 
 /** How the edge reaches the origin; tests substitute a scripted origin. */
 export type OriginFetch = (url: string, init: RequestInit) => Promise<Response>;
@@ -153,6 +154,6 @@ function originFailure(error: unknown, target: URL, timedOut: boolean): Response
   const message = timedOut
     ? `hgedge: the origin ${target.origin} did not answer in time\n`
     : `hgedge: cannot reach the origin ${target.origin}: ${reason}\n`;
-  console.error(JSON.stringify({ level: "error", event: "origin-failure", status, origin: target.origin, reason }));
+  logEvent("error", "origin-failure", { status, origin: target.origin, reason });
   return new Response(message, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
 }

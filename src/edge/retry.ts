@@ -15,6 +15,7 @@ import type { ParsedRequestBody } from "../protocol/requests.ts";
 import { peekFirstFrame } from "./bodies.ts";
 import { forwardToOrigin } from "./passthrough.ts";
 import type { V2Context } from "./v2.ts";
+import { logEvent as log } from "../log.ts";
 
 /** Requests known to hit the bug, by origin, repository and arguments. */
 const knownAffected = new Set<string>();
@@ -38,7 +39,7 @@ export async function forwardV2Request(context: V2Context, repo: string, parsed:
   const workingForm = () => withoutParents(body, parsed, command);
   if (knownAffected.has(id)) {
     retryStats.direct += 1;
-    log("filesdata-without-parents", { repo, reason: "known to hit the origin's removed-file failure" });
+    log("warn", "filesdata-without-parents", { repo, reason: "known to hit the origin's removed-file failure" });
     return forwardToOrigin(request, config, originFetch, workingForm());
   }
   const response = await forwardToOrigin(request, config, originFetch, body);
@@ -52,16 +53,12 @@ export async function forwardV2Request(context: V2Context, repo: string, parsed:
   if (knownAffected.size >= MAX_REMEMBERED) knownAffected.clear();
   knownAffected.add(id);
   retryStats.retries += 1;
-  log("filesdata-retry", { repo, reason: "origin failed on a removed file; retrying with haveparents=false" });
+  log("warn", "filesdata-retry", { repo, reason: "origin failed on a removed file; retrying with haveparents=false" });
   return forwardToOrigin(request, config, originFetch, workingForm());
 }
 
 /** Nothing has gone to the client yet, so it can get a clean 504. */
 function originStalled(ms: number): Response {
-  log("origin-stalled", { ms });
+  log("warn", "origin-stalled", { ms });
   return new Response(`hgedge: the origin sent nothing for ${ms} ms\n`, { status: 504, headers: { "content-type": "text/plain; charset=utf-8" } });
-}
-
-function log(event: string, fields: Record<string, unknown>): void {
-  console.warn(JSON.stringify({ level: "warn", event, ...fields }));
 }

@@ -21,6 +21,7 @@ import { redirectTargets } from "./targets.ts";
 import { forwardToOrigin, type OriginFetch } from "./passthrough.ts";
 import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
 import type { TargetHealth } from "../cache/health.ts";
+import { logEvent } from "../log.ts";
 
 /** Capabilities answers are a few KiB; anything much larger is not one we should rewrite. */
 const MAX_CAPABILITIES_BYTES = 1 << 20;
@@ -68,14 +69,14 @@ export async function handleV2Command(context: V2Context, target: { repo: string
     parsed = parseRequestBody(body.bytes, config.limits);
   } catch (error) {
     if (!(error instanceof ProtocolError)) throw error;
-    console.warn(JSON.stringify({ level: "warn", event: "v2-request-refused", code: error.code, reason: error.message }));
+    logEvent("warn", "v2-request-refused", { code: error.code, reason: error.message });
     // Mercurial answers protocol errors with 200 text/plain and the reason (protocol.md §1.6).
     if (framed) return refuse(200, `hgedge: malformed request: ${error.message}`);
   }
   if (parsed && config.objects) {
     const verdict = cacheability(parsed, target.repo, target.permission, command);
     if (verdict.cacheable && !config.cacheRefusal) return answerCacheable(context, config.objects, verdict.request, parsed, body.bytes);
-    if (verdict.cacheable) console.error(JSON.stringify({ level: "error", event: "cache-refused", reason: config.cacheRefusal }));
+    if (verdict.cacheable) logEvent("error", "cache-refused", { reason: config.cacheRefusal });
   }
   const response = await forwardV2Request(context, target.repo, parsed, body.bytes);
   if (command === "capabilities" && parsed && response.status === 200 && response.headers.get("content-type") === FRAMING_MEDIA_TYPE) {
@@ -90,7 +91,7 @@ export async function handleV2Command(context: V2Context, target: { repo: string
  * so hgedge answers as Mercurial does for a write command in `ro/multirequest`.
  */
 function refusePushOnReadOnly(command: string): Response {
-  console.warn(JSON.stringify({ level: "warn", event: "push-command-on-ro-refused", command }));
+  logEvent("warn", "push-command-on-ro-refused", { command });
   return refuse(403, `insufficient permissions to execute command: ${command}`);
 }
 
@@ -118,7 +119,7 @@ async function rewriteBody(response: Response, rewrite: (body: Uint8Array) => Ui
     if (rewritten) return withBody(response, rewritten);
   } catch (error) {
     if (!(error instanceof ProtocolError)) throw error;
-    console.warn(JSON.stringify({ level: "warn", event: "capabilities-unchanged", code: error.code, reason: error.message }));
+    logEvent("warn", "capabilities-unchanged", { code: error.code, reason: error.message });
   }
   return withBody(response, body.bytes);
 }
