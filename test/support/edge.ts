@@ -14,6 +14,12 @@ export interface Edge {
   url: string;
   /** Everything wrangler printed, for assertion messages. */
   output(): string;
+  /**
+   * Waits (at most `timeoutMs`) until `seen(output)` holds and says whether it did. The edge logs
+   * a request when its body has gone out, and wrangler relays that through a pipe: a client can
+   * have its answer before the line is printed.
+   */
+  logged(seen: (output: string) => boolean, timeoutMs?: number): Promise<boolean>;
   /** Process group of npm → wrangler → workerd (for measuring the edge's own processes). */
   processGroup: number;
   stop(): Promise<void>;
@@ -89,6 +95,14 @@ async function startEdgeOnce(originUrl: string, extraVars: Record<string, string
   return {
     url: `http://127.0.0.1:${port}`,
     output: () => output,
+    async logged(seen, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!seen(output)) {
+        if (Date.now() >= deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return true;
+    },
     processGroup: child.pid ?? 0,
     async stop() {
       killGroup(child, "SIGTERM");

@@ -258,6 +258,14 @@ export interface Served {
   errors(): string;
 }
 
+/**
+ * `hg serve` answers each request in a thread, and Mercurial's lazy imports (demandimport) race
+ * between threads: the first concurrent requests can fail with "module 'mercurial.context' has
+ * no attribute 'basectx'" while one thread is still loading the module. Seen with 5.6.1 under
+ * the warm-up's parallel requests; loading modules eagerly removes the race.
+ */
+const SERVE_ENV = { ...process.env, HGDEMANDIMPORT: "disable" };
+
 function serveArgs(opts: ServeOptions, port: number, errorLog: string, accessLog: string): string[] {
   const args = ["serve", "-R", opts.repoDir, "-a", "127.0.0.1", "-p", String(port)];
   args.push("-E", errorLog, "-A", accessLog);
@@ -282,7 +290,7 @@ export async function serveRepo(opts: ServeOptions): Promise<Served> {
   for (let attempt = 1; attempt <= 3; attempt++) {
     const port = await freePort();
     const child = track(
-      spawn(opts.hgPath, serveArgs(opts, port, errorLog, accessLog), { stdio: ["ignore", "pipe", "pipe"] }),
+      spawn(opts.hgPath, serveArgs(opts, port, errorLog, accessLog), { stdio: ["ignore", "pipe", "pipe"], env: SERVE_ENV }),
     );
     let output = "";
     let spawnFailed = false;
