@@ -66,6 +66,7 @@ describe.skipIf(hg56.skip)(`renames through hgedge${hg56.skip ? ` (skipped: ${hg
     await runHgOk(HG56, ["clone", "-U", ...cloneArgs({ v2: true }), edge!.url, clone], { timeoutMs: HG_TIMEOUT });
     await runHgOk(HG56, ["-R", clone, "verify"]);
     expect(await state(clone)).toBe(await state(repo));
+    await edge!.logged((output) => output.includes("filesdata-retry"));
     expect(edge!.output()).toContain("filesdata-retry");
 
     // The same clone again comes from the cache: the origin sees no filesdata at all.
