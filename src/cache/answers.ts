@@ -7,6 +7,7 @@ import { ResponseEmitter, encodeRedirectResponse, type RedirectLocation } from "
 import { negotiateEncoding } from "../protocol/streams.ts";
 import { fromHex } from "../protocol/hex.ts";
 import type { ObjectMetadata } from "./store.ts";
+import { ByteReader } from "./reader.ts";
 
 export const CACHE_STATUS_HEADER = "x-hgedge-cache";
 export type CacheStatus = "HIT" | "MISS" | "REDIRECT" | "BYPASS";
@@ -40,7 +41,7 @@ export function redirectAnswer(requestId: number, url: string, metadata: ObjectM
  */
 export function inlineAnswer(requestId: number, stored: ReadableStream<Uint8Array>, clientEncodings: string[]): Response {
   const emitter = new ResponseEmitter(requestId, negotiateEncoding(clientEncodings) ?? "identity");
-  const reader = stored.getReader();
+  const reader = new ByteReader(stored, undefined);
   let begun = false;
   const body = new ReadableStream<Uint8Array>({
     // Each pull must enqueue something (or close): a pull that enqueues nothing is not called

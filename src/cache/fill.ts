@@ -10,7 +10,7 @@
  */
 import { ProtocolError } from "../protocol/errors.ts";
 import { ResponseReader, type ResponseEvent } from "../protocol/responses.ts";
-import { readWithin } from "./idle.ts";
+import { ByteReader } from "./reader.ts";
 import type { CommittedObject, ObjectWriter } from "./store.ts";
 
 export type FillOutcome =
@@ -34,13 +34,13 @@ export interface FillOptions {
 }
 
 export function fillWhileStreaming(upstream: ReadableStream<Uint8Array>, options: FillOptions): ReadableStream<Uint8Array> {
-  const reader = upstream.getReader();
+  const reader = new ByteReader(upstream, options.idleTimeoutMs);
   const fill = new Fill(options);
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
-        chunk = await readWithin(reader, options.idleTimeoutMs);
+        chunk = await reader.read();
       } catch (error) {
         // The origin's connection broke: the client sees the same failure.
         await fill.abandon(`origin stream failed: ${String(error)}`);

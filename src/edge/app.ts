@@ -16,6 +16,7 @@ import { handleV2Command, type V2Context } from "./v2.ts";
 import { classify, type HgRequest } from "./wireproto.ts";
 import { TargetHealth, type ProbeFetch } from "../cache/health.ts";
 import { logEvent } from "../log.ts";
+import { ByteReader } from "../cache/reader.ts";
 
 export interface AppOptions {
   /** How to reach the origin (tests substitute a scripted origin). */
@@ -143,7 +144,7 @@ function observed(context: V2Context, hg: HgRequest | EdgeRoute, response: Respo
 
 /** Passes a body through unchanged, then reports how many bytes went out and whether all did. */
 function countingBody(body: ReadableStream<Uint8Array>, done: (bytes: number, complete: boolean) => void): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
+  const reader = new ByteReader(body, undefined);
   let bytes = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {

@@ -5,13 +5,13 @@
  */
 import { FrameParser, concatBytes, type Frame } from "../protocol/frames.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { OriginStalled, readWithin } from "../cache/idle.ts";
+import { ByteReader, OriginStalled, type ChunkReader } from "../cache/reader.ts";
 
 export type BoundedBody = { kind: "bytes"; bytes: Uint8Array } | { kind: "stream"; stream: ReadableStream<Uint8Array> };
 
 export async function readBounded(stream: ReadableStream<Uint8Array> | null, limit: number): Promise<BoundedBody> {
   if (!stream) return { kind: "bytes", bytes: new Uint8Array(0) };
-  const reader = stream.getReader();
+  const reader = new ByteReader(stream, undefined);
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
@@ -36,33 +36,38 @@ export type Peeked =
  * origin sent it.
  */
 export async function peekFirstFrame(stream: ReadableStream<Uint8Array>, idleTimeoutMs: number): Promise<Peeked> {
-  const reader = stream.getReader();
+  const reader = new ByteReader(stream, idleTimeoutMs);
   const parser = new FrameParser();
   const chunks: Uint8Array[] = [];
-  for (;;) {
-    let read: ReadableStreamReadResult<Uint8Array>;
-    try {
-      read = await readWithin(reader, idleTimeoutMs);
-    } catch (error) {
-      if (error instanceof OriginStalled) return { kind: "stalled" };
-      return { kind: "none", stream: replay(chunks, failingReader(error)) };
+  try {
+    for (;;) {
+      let read: ReadableStreamReadResult<Uint8Array>;
+      try {
+        read = await reader.read();
+      } catch (error) {
+        if (error instanceof OriginStalled) return { kind: "stalled" };
+        return { kind: "none", stream: replay(chunks, failingReader(error)) };
+      }
+      if (read.done) return { kind: "none", stream: replay(chunks, reader) };
+      chunks.push(read.value);
+      let frames: Frame[];
+      try {
+        frames = parser.push(read.value);
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        return { kind: "none", stream: replay(chunks, reader) };
+      }
+      const [frame] = frames;
+      if (frame) return { kind: "frame", frame, stream: replay(chunks, reader) };
     }
-    if (read.done) return { kind: "none", stream: replay(chunks, reader) };
-    chunks.push(read.value);
-    let frames: Frame[];
-    try {
-      frames = parser.push(read.value);
-    } catch (error) {
-      if (!(error instanceof ProtocolError)) throw error;
-      return { kind: "none", stream: replay(chunks, reader) };
-    }
-    const [frame] = frames;
-    if (frame) return { kind: "frame", frame, stream: replay(chunks, reader) };
+  } catch (error) {
+    reader.stop();
+    throw error;
   }
 }
 
 /** A reader whose next read fails as the origin's did, so the client sees the same cut. */
-function failingReader(error: unknown): ReadableStreamDefaultReader<Uint8Array> {
+function failingReader(error: unknown): ChunkReader {
   return new ReadableStream<Uint8Array>({
     start(controller) {
       controller.error(error);
@@ -71,7 +76,7 @@ function failingReader(error: unknown): ReadableStreamDefaultReader<Uint8Array> 
 }
 
 /** A stream of `head` followed by the rest of `reader`, with backpressure. */
-function replay(head: Uint8Array[], reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStream<Uint8Array> {
+function replay(head: Uint8Array[], reader: ChunkReader): ReadableStream<Uint8Array> {
   let index = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {

@@ -24,7 +24,7 @@ import {
   BUNDLE_CONTENT_TYPE,
   type BundleRecord,
 } from "../cache/bundles.ts";
-import { readWithin } from "../cache/idle.ts";
+import { ByteReader } from "../cache/reader.ts";
 import { ObjectWriter } from "../cache/store.ts";
 import { Bundle2Scanner, bundleSpecOf, type Bundle2Summary } from "../protocol/bundle2.ts";
 import { CLONEBUNDLES_CAPABILITY, MANIFEST_COMMANDS, prependEntries, requiresSni, type ManifestEntry } from "../protocol/clonebundles.ts";
@@ -225,12 +225,11 @@ async function originBundle(origin: Origin, repo: string, heads: string[], commo
   const response = await originCommand(origin, repo, "getbundle", args, headerLimit);
   if (!response.body) throw new BundleError(502, "the origin's getbundle answer has no body");
   const decoder = new V1StreamDecoder(response.headers.get("content-type"));
-  const reader = response.body.getReader();
-  const idleMs = origin.config.originIdleTimeoutMs;
+  const reader = new ByteReader(response.body, origin.config.originIdleTimeoutMs);
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       for (;;) {
-        const { done, value } = await readWithin(reader, idleMs);
+        const { done, value } = await reader.read();
         if (done) return controller.close();
         let produced = false;
         for (let at = 0; at < value.length; at += DECODE_STEP_BYTES) {

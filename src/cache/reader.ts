@@ -1,0 +1,136 @@
+/**
+ * Reading the streams hgedge passes on (origin and R2 bodies), cheaply per byte, and with a limit
+ * on silence: an origin that stalls must not hold a client, an upload or a Worker invocation
+ * open forever.
+ */
+
+export class OriginStalled extends Error {
+  override readonly name = "OriginStalled";
+}
+
+/** How much one read of a byte stream asks for. */
+export const READ_BYTES = 64 * 1024;
+
+/** What reads a stream of bytes chunk by chunk (a stream's default reader, or an ByteReader). */
+export interface ChunkReader {
+  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
+  cancel(reason?: unknown): Promise<void>;
+}
+
+/**
+ * Reads a stream of bytes in chunks of up to READ_BYTES; a read that gets no answer for `ms`
+ * fails with OriginStalled, and the source is cancelled (no limit when `ms` is undefined).
+ *
+ * Two things keep the cost per byte down; both matter because every chunk of a fast origin
+ * passes through JavaScript (BENCHMARKS.md, "Memory while streaming"):
+ * - A byte stream (a fetch or R2 body) is read with a BYOB reader into READ_BYTES buffers. Its
+ *   default reader hands out whatever the socket gave, about 4 KiB: 260 000 trips through the
+ *   isolate per GiB instead of 16 000, each leaving garbage behind.
+ * - One watchdog timer per stream, re-armed only when it fires, instead of a timer and a racing
+ *   promise per read.
+ */
+export class ByteReader implements ChunkReader {
+  private readonly reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>;
+  private readonly byob: boolean;
+  private waitingSince: number | undefined;
+  private failWaiting: ((error: OriginStalled) => void) | undefined;
+  private watchdog: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    stream: ReadableStream<Uint8Array>,
+    private readonly ms: number | undefined,
+  ) {
+    let byob: ReadableStreamBYOBReader | undefined;
+    try {
+      byob = stream.getReader({ mode: "byob" });
+    } catch {
+      // Not a byte stream (one built in JavaScript): its chunks are what its source made.
+    }
+    this.byob = byob !== undefined;
+    this.reader = byob ?? stream.getReader();
+  }
+
+  read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    const ms = this.ms;
+    if (ms === undefined) return this.readChunk();
+    this.waitingSince = Date.now();
+    this.watchdog ??= setTimeout(() => this.check(ms), ms);
+    return new Promise((resolve, reject) => {
+      this.failWaiting = reject;
+      this.readChunk().then(
+        (result) => {
+          this.answered();
+          if (result.done) this.stop();
+          resolve(result);
+        },
+        (error: unknown) => {
+          this.answered();
+          this.stop();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  private async readChunk(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    if (!this.byob) return (this.reader as ReadableStreamDefaultReader<Uint8Array>).read();
+    const result = await (this.reader as ReadableStreamBYOBReader).read(new Uint8Array(READ_BYTES));
+    if (result.done) return { done: true, value: undefined };
+    const chunk = result.value;
+    // A short read would keep its whole buffer alive wherever the chunk is kept (a fill buffers a
+    // part): one that used less than half of it gets a buffer of its own size.
+    return { done: false, value: chunk.byteLength < READ_BYTES / 2 ? chunk.slice() : chunk };
+  }
+
+  /** Cancels the source (the reader's consumer went away). */
+  cancel(reason?: unknown): Promise<void> {
+    this.stop();
+    return this.reader.cancel(reason);
+  }
+
+  /** Ends the watchdog: for a reader handed on, or a stream given up before its end. */
+  stop(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = undefined;
+  }
+
+  private answered(): void {
+    this.waitingSince = undefined;
+    this.failWaiting = undefined;
+  }
+
+  private check(ms: number): void {
+    this.watchdog = undefined;
+    // Nothing waiting: the next read arms the watchdog again.
+    if (this.waitingSince === undefined) return;
+    const waited = Date.now() - this.waitingSince;
+    if (waited < ms) {
+      this.watchdog = setTimeout(() => this.check(ms), ms - waited);
+      return;
+    }
+    const fail = this.failWaiting;
+    this.answered();
+    const error = new OriginStalled(`the origin sent nothing for ${ms} ms`);
+    void this.reader.cancel(error.message).catch(() => undefined);
+    fail?.(error);
+  }
+}
+
+/** The same stream, erroring with OriginStalled when the source is silent for `ms`. */
+export function withIdleTimeout(stream: ReadableStream<Uint8Array>, ms: number): ReadableStream<Uint8Array> {
+  const reader = new ByteReader(stream, ms);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch (error) {
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+}
