@@ -4,7 +4,7 @@
  * streams), and, for information, as an inline hit read back from R2 — once with a client
  * reading as fast as it can and once with a slow client, to show backpressure.
  *
- *   npx tsx scripts/bench/memory.ts [--gib N] [--slow-gib N] [--slow-mib-per-s N] [--no-slow] [--via-proxy]
+ *   npx tsx scripts/bench/memory.ts [--gib N] [--slow-gib N] [--slow-mib-per-s N] [--no-slow] [--via-proxy] [--devtools-network]
  *
  * --gib: size of each fast response (default 1); --slow-gib, --slow-mib-per-s: the slow reader's
  * responses (default 0.125 GiB read at 4 MiB/s, half a minute each); --no-slow: fast runs only.
@@ -18,6 +18,12 @@
  * runs miniflare's simulated R2 bucket. By default the client talks to the runtime directly
  * (wrangler's proxy worker spends ~100 ns of CPU per streamed byte, which would make 1 GiB take
  * minutes); `--via-proxy` goes through `npm start`'s port instead.
+ *
+ * Through the inspector the bench also reads the heaps of hgedge's isolate and of the simulated
+ * R2's (an isolate of the same runtime, so inside its RSS), collects their garbage before each
+ * run and after it (to tell garbage from what is kept), and turns off the Network events wrangler
+ * asks the runtime for (an event per few KiB of every origin body, a development-only cost;
+ * `--devtools-network` leaves them on).
  */
 import { createCipheriv } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -31,6 +37,7 @@ import { bytes, cborMap, encode } from "../../src/protocol/cbor.ts";
 import { encodeRequestBody } from "../../src/protocol/requests.ts";
 import { ResponseEmitter } from "../../src/protocol/responses.ts";
 import { edgeProcesses, exchange, flag, machine, median, option, rssKiB, runtimeUrl, sleep, writeChart, writeResult, type EdgeProcesses } from "./support.ts";
+import { connectInspector, connectRuntimeIsolate, type Inspector } from "./inspector.ts";
 import { lineChart } from "./svg.ts";
 
 const MiB = 1024 * 1024;
@@ -149,10 +156,24 @@ interface Run {
   /** RSS of hgedge's workerd, mean of the last quarter minus mean of the second quarter of the run (MiB). */
   lateGrowthMiB: number;
   cacheStatus: string;
+  /** hgedge's isolate heap (V8's used size, bytes): after a full collection before the run, and just after the response. */
+  heapUsedIdle: number;
+  heapUsedEnd: number;
+  /** After the response: runtime RSS before and after a full collection of hgedge's isolate, and the isolate's heap after it. */
+  afterKiB: { beforeGc: number; afterGc: number };
+  heapUsedAfterGc: number;
+  /** miniflare's simulated R2 (an isolate of the same runtime): its heap at the end of the response, and after a full collection (bytes). */
+  r2HeapUsed: { end: number; afterGc: number };
   samples: Sample[];
 }
 
 type Pids = EdgeProcesses;
+
+/** Inspector sessions on hgedge's isolate and on the simulated R2's. */
+interface Isolates {
+  hgedge: Inspector;
+  r2: Inspector;
+}
 
 /** A process of the edge ended mid-run (wrangler restarts its runtime when that crashes). */
 class EdgeProcessGone extends Error {}
@@ -172,8 +193,10 @@ function diskWritten(pid: number): number {
   return Number(/write_bytes:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1] ?? 0);
 }
 
-/** Median RSS of each process over a second of quiet. */
-async function idleRss(pids: Pids): Promise<Sample["rssKiB"]> {
+/** Median RSS of each process over a second of quiet, after a full collection of hgedge's isolate. */
+async function idleRss(pids: Pids, isolates: Isolates): Promise<Sample["rssKiB"]> {
+  await isolates.hgedge.collectGarbage();
+  await isolates.r2.collectGarbage();
   await sleep(1500);
   const samples: Sample["rssKiB"][] = [];
   for (let i = 0; i < 10; i++) {
@@ -195,13 +218,35 @@ function filedataRequest(node?: Uint8Array, redirect = false): { body: Uint8Arra
 
 const FRAMED = { accept: FRAMING_MEDIA_TYPE, "content-type": FRAMING_MEDIA_TYPE };
 
+/**
+ * The runtime's RSS and the isolate's heap just after a response, and again once hgedge's
+ * isolate has been fully collected. (The heap is not sampled during the response: workerd
+ * answers the inspector only when the isolate is idle, which a fast stream never leaves it.)
+ */
+async function afterCollection(pids: Pids, isolates: Isolates): Promise<Pick<Run, "afterKiB" | "heapUsedEnd" | "heapUsedAfterGc" | "r2HeapUsed">> {
+  const beforeGc = rssKiB(pids.runtime);
+  const heapUsedEnd = (await isolates.hgedge.heapUsage()).usedSize;
+  const r2End = (await isolates.r2.heapUsage()).usedSize;
+  await isolates.hgedge.collectGarbage();
+  await isolates.r2.collectGarbage();
+  await sleep(1000);
+  return {
+    afterKiB: { beforeGc, afterGc: rssKiB(pids.runtime) },
+    heapUsedEnd,
+    heapUsedAfterGc: (await isolates.hgedge.heapUsage()).usedSize,
+    r2HeapUsed: { end: r2End, afterGc: (await isolates.r2.heapUsage()).usedSize },
+  };
+}
+
 async function streamOnce(
   base: string,
   origin: ScriptedOrigin,
   pids: Pids,
+  isolates: Isolates,
   spec: { path: PathName; reader: "fast" | "slow"; size: number; slowBytesPerSecond: number; node?: Uint8Array },
 ): Promise<Run & { node: Uint8Array }> {
-  const idle = await idleRss(pids);
+  const idle = await idleRss(pids, isolates);
+  const heapUsedIdle = (await isolates.hgedge.heapUsage()).usedSize;
   const request = filedataRequest(spec.node);
   const url = spec.path === "pass-through" ? `${base}${REPO}/raw-file/tip/big.bin?size=${spec.size}` : `${base}${REPO}/api/exp-http-v2-0003/ro/filedata?size=${spec.size}`;
   const init = spec.path === "pass-through" ? {} : { method: "POST", headers: FRAMED, body: request.body };
@@ -233,6 +278,7 @@ async function streamOnce(
   clearInterval(sampler);
   if (gone) throw gone;
   sample();
+  const after = await afterCollection(pids, isolates);
   if (answer.status !== 200) throw new Error(`${spec.path}: HTTP ${answer.status}`);
   const written = { runtime: diskWritten(pids.runtime) - writtenBefore.runtime, proxy: diskWritten(pids.proxy) - writtenBefore.proxy, wrangler: diskWritten(pids.wrangler) - writtenBefore.wrangler };
   const peak = {
@@ -255,6 +301,8 @@ async function streamOnce(
     maxInFlightBytes: Math.max(...samples.map((s) => s.originSent - s.received)),
     lateGrowthMiB: quarter(3) - quarter(1),
     cacheStatus: String(answer.headers["x-hgedge-cache"] ?? ""),
+    heapUsedIdle,
+    ...after,
     samples,
     node: request.node,
   };
@@ -292,9 +340,12 @@ async function main(): Promise<void> {
   const adminToken = "bench-memory-admin-token-0123456789abcdef";
   const edge = await startEdge(origin.url, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `memory-${Date.now()}`, ADMIN_TOKEN: adminToken });
   const runs: Run[] = [];
+  let isolates: Isolates | undefined;
   try {
     const pids = edgeProcesses(edge.processGroup, edge.url);
     const base = flag("via-proxy") ? edge.url : await runtimeUrl(pids.runtime);
+    isolates = { hgedge: await connectInspector(edge.inspectorPort), r2: await connectRuntimeIsolate(pids.runtime, "r2:bucket") };
+    if (!flag("devtools-network")) await isolates.hgedge.stopNetworkEvents();
     // Warm-ups: load every code path once with small answers before idle is measured.
     await exchange(`${base}${REPO}/raw-file/tip/big.bin?size=${MiB}`);
     const warm = filedataRequest();
@@ -303,13 +354,13 @@ async function main(): Promise<void> {
     const readers = flag("no-slow") ? (["fast"] as const) : (["fast", "slow"] as const);
     for (const reader of readers) {
       for (const pathName of ["pass-through", "fill"] as const) {
-        const run = await streamOnce(base, origin, pids, { path: pathName, reader, size: reader === "slow" ? slowSize : size, slowBytesPerSecond });
+        const run = await streamOnce(base, origin, pids, isolates, { path: pathName, reader, size: reader === "slow" ? slowSize : size, slowBytesPerSecond });
         if (pathName === "fill") {
           if (run.cacheStatus !== "MISS") throw new Error(`fill: expected a MISS, got ${run.cacheStatus}`);
           await waitForCommit(base, run.node);
           if (reader === "fast") {
             // Read the stored GiB back inline (no redirect target accepted): the hit path.
-            const hit = await streamOnce(base, origin, pids, { path: "hit", reader, size: 0, slowBytesPerSecond, node: run.node });
+            const hit = await streamOnce(base, origin, pids, isolates, { path: "hit", reader, size: 0, slowBytesPerSecond, node: run.node });
             if (hit.cacheStatus !== "HIT") throw new Error(`hit: expected a HIT, got ${hit.cacheStatus}`);
             runs.push(withoutNode(hit));
           }
@@ -317,7 +368,10 @@ async function main(): Promise<void> {
         runs.push(withoutNode(run));
         const last = runs.at(-1) as Run;
         console.log(
-          `${last.path}, ${last.reader} reader: ${(last.bytes / MiB).toFixed(0)} MiB in ${last.seconds.toFixed(1)} s; hgedge workerd RSS ${(last.idleKiB.runtime / 1024).toFixed(0)} → ${(last.peakKiB.runtime / 1024).toFixed(0)} MiB`,
+          `${last.path}, ${last.reader} reader: ${(last.bytes / MiB).toFixed(0)} MiB in ${last.seconds.toFixed(1)} s; hgedge workerd RSS ${(last.idleKiB.runtime / 1024).toFixed(0)} → ${(last.peakKiB.runtime / 1024).toFixed(0)} MiB, ` +
+            `${(last.afterKiB.beforeGc / 1024).toFixed(0)} MiB at the end, ${(last.afterKiB.afterGc / 1024).toFixed(0)} MiB after a full GC; ` +
+            `isolate heap ${(last.heapUsedIdle / MiB).toFixed(1)} → ${(last.heapUsedEnd / MiB).toFixed(1)} MiB, ${(last.heapUsedAfterGc / MiB).toFixed(1)} MiB after GC; ` +
+            `simulated R2's heap ${(last.r2HeapUsed.end / MiB).toFixed(1)} MiB, ${(last.r2HeapUsed.afterGc / MiB).toFixed(1)} MiB after GC`,
         );
       }
       await purge(base, adminToken);
@@ -326,6 +380,8 @@ async function main(): Promise<void> {
     console.error(`wrangler's output (last 3000 characters):\n${edge.output().slice(-3000)}`);
     throw error;
   } finally {
+    isolates?.hgedge.close();
+    isolates?.r2.close();
     await edge.stop();
     await origin.stop();
   }
@@ -341,11 +397,11 @@ async function report(runs: Run[], size: number, slowBytesPerSecond: number): Pr
   const mib = (kib: number) => (kib / 1024).toFixed(1);
   const label = (r: Run) => `${r.path === "hit" ? "inline hit from R2" : r.path}, ${r.reader === "slow" ? `slow reader (${slowBytesPerSecond / MiB} MiB/s)` : "fast reader"}`;
   const table = [
-    "| path, reader | bytes | seconds | hgedge workerd: idle → peak (MiB) | peak − idle (MiB) | growth, 2nd → 4th quarter (MiB) | wrangler's proxy workerd: peak − idle (MiB) | wrangler Node: peak − idle (MiB) | max in flight, origin sent − client read (MiB) | disk written by hgedge's workerd (MiB) | target ≤ 32 MiB |",
-    "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    "| path, reader | bytes | seconds | hgedge workerd: idle → peak (MiB) | peak − idle (MiB) | growth, 2nd → 4th quarter (MiB) | end → after a full GC of the isolate (MiB) | isolate heap: idle → end → after GC (MiB) | simulated R2's heap: end → after GC (MiB) | wrangler's proxy workerd: peak − idle (MiB) | wrangler Node: peak − idle (MiB) | max in flight, origin sent − client read (MiB) | disk written by hgedge's workerd (MiB) | target ≤ 32 MiB |",
+    "|---|---:|---:|---|---:|---:|---|---|---|---:|---:|---:|---:|---|",
     ...runs.map((r) => {
       const extra = (r.peakKiB.runtime - r.idleKiB.runtime) / 1024;
-      return `| ${label(r)} | ${(r.bytes / MiB).toFixed(0)} MiB | ${r.seconds.toFixed(1)} | ${mib(r.idleKiB.runtime)} → ${mib(r.peakKiB.runtime)} | **${extra.toFixed(1)}** | ${r.lateGrowthMiB.toFixed(1)} | ${mib(r.peakKiB.proxy - r.idleKiB.proxy)} | ${mib(r.peakKiB.wrangler - r.idleKiB.wrangler)} | ${(r.maxInFlightBytes / MiB).toFixed(1)} | ${(r.diskWrittenBytes.runtime / MiB).toFixed(0)} | ${extra <= TARGET_MIB ? "met" : "**missed**"} |`;
+      return `| ${label(r)} | ${(r.bytes / MiB).toFixed(0)} MiB | ${r.seconds.toFixed(1)} | ${mib(r.idleKiB.runtime)} → ${mib(r.peakKiB.runtime)} | **${extra.toFixed(1)}** | ${r.lateGrowthMiB.toFixed(1)} | ${mib(r.afterKiB.beforeGc)} → ${mib(r.afterKiB.afterGc)} | ${(r.heapUsedIdle / MiB).toFixed(1)} → ${(r.heapUsedEnd / MiB).toFixed(1)} → ${(r.heapUsedAfterGc / MiB).toFixed(1)} | ${(r.r2HeapUsed.end / MiB).toFixed(1)} → ${(r.r2HeapUsed.afterGc / MiB).toFixed(1)} | ${mib(r.peakKiB.proxy - r.idleKiB.proxy)} | ${mib(r.peakKiB.wrangler - r.idleKiB.wrangler)} | ${(r.maxInFlightBytes / MiB).toFixed(1)} | ${(r.diskWrittenBytes.runtime / MiB).toFixed(0)} | ${extra <= TARGET_MIB ? "met" : "**missed**"} |`;
     }),
   ].join("\n");
   console.log(table);

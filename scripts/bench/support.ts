@@ -127,6 +127,16 @@ export function edgeProcesses(processGroup: number, edgeUrl: string): EdgeProces
   return { proxy: proxy.pid, runtime: runtime.pid, wrangler: wrangler.pid };
 }
 
+/** The IPv4 loopback addresses (`127.0.0.1:port`) process `pid` listens on. */
+export function loopbackAddresses(pid: number): string[] {
+  return execFileSync("ss", ["-ltnpH"])
+    .toString()
+    .split("\n")
+    .filter((line) => line.includes(`pid=${pid},`))
+    .map((line) => line.trim().split(/\s+/)[3] ?? "")
+    .filter((address) => address.startsWith("127.0.0.1:"));
+}
+
 /**
  * The address of the runtime workerd's own entry socket, found by asking each loopback port the
  * process listens on for an answer only hgedge gives (`ro/pushkey` is refused with 403 and
@@ -135,9 +145,7 @@ export function edgeProcesses(processGroup: number, edgeUrl: string): EdgeProces
  * a streamed body (see BENCHMARKS.md) and that production does not have.
  */
 export async function runtimeUrl(runtimePid: number): Promise<string> {
-  const listening = execFileSync("ss", ["-ltnpH"]).toString().split("\n").filter((line) => line.includes(`pid=${runtimePid},`));
-  for (const address of listening.map((line) => line.trim().split(/\s+/)[3])) {
-    if (!address?.startsWith("127.0.0.1:")) continue;
+  for (const address of loopbackAddresses(runtimePid)) {
     const url = `http://${address}`;
     try {
       const answer = await exchange(`${url}/api/exp-http-v2-0003/ro/pushkey`, { method: "POST", body: new Uint8Array(0), timeoutMs: 3000 });

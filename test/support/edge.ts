@@ -20,6 +20,8 @@ export interface Edge {
    * have its answer before the line is printed.
    */
   logged(seen: (output: string) => boolean, timeoutMs?: number): Promise<boolean>;
+  /** wrangler dev's inspector port (its proxy to the runtime's V8 inspector). */
+  inspectorPort: number;
   /** Process group of npm → wrangler → workerd (for measuring the edge's own processes). */
   processGroup: number;
   stop(): Promise<void>;
@@ -95,6 +97,7 @@ async function startEdgeOnce(originUrl: string, extraVars: Record<string, string
   return {
     url: `http://127.0.0.1:${port}`,
     output: () => output,
+    inspectorPort,
     async logged(seen, timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs;
       while (!seen(output)) {
