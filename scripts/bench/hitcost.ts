@@ -4,12 +4,14 @@
  * same command, for one file revision of each size from 1 KB to 100 MB. Measured in one run on
  * one machine, each size's batches one after the other so they never share the CPU.
  *
- *   npx tsx scripts/bench/hitcost.ts [--max-mb N] [--scale X] [--via-proxy]
+ *   npx tsx scripts/bench/hitcost.ts [--max-mb N] [--scale X] [--via-proxy] [--devtools-network]
  *
  * --max-mb: largest object (default 100; `--max-mb 10` for a quicker run);
  * --scale: multiplies the number of timed requests per size (default 1);
  * --via-proxy: send hgedge's requests to `npm start`'s port, through wrangler's proxy worker,
- * instead of straight to the workerd running hgedge (the default: production has no such proxy).
+ * instead of straight to the workerd running hgedge (the default: production has no such proxy);
+ * --devtools-network: leave on the Network events wrangler dev asks the runtime for (one per few
+ * KiB of every origin body: development-only CPU that production does not spend).
  *
  * The edge runs under `npm start` (wrangler dev, local R2) with ACCESS=public, so a hit does not
  * ask the origin whether the client may read (ACCESS=origin adds that request, remembered for
@@ -28,6 +30,7 @@ import { fromHex } from "../../src/protocol/hex.ts";
 import { encodeRequestBody } from "../../src/protocol/requests.ts";
 import { ResponseReader, collectResponses } from "../../src/protocol/responses.ts";
 import { cpuSeconds, edgeProcesses, exchange, flag, hgServePid, machine, median, option, runtimeUrl, writeChart, writeResult, type EdgeProcesses } from "./support.ts";
+import { stopDevtoolsNetworkEvents } from "./inspector.ts";
 import { lineChart } from "./svg.ts";
 
 const API = "/api/exp-http-v2-0003/ro/filedata";
@@ -133,6 +136,7 @@ async function main(): Promise<void> {
     try {
       const pids = { origin: hgServePid(origin.port), ...edgeProcesses(edge.processGroup, edge.url) };
       const edgeUrl = flag("via-proxy") ? edge.url : await runtimeUrl(pids.runtime);
+      if (!flag("devtools-network")) await stopDevtoolsNetworkEvents(edge.inspectorPort);
       const floor = await timeBatch("floor", Math.round(200 * scale), pids, () =>
         exchange(edgeUrl + "/api/exp-http-v2-0003/ro/pushkey", { method: "POST", headers: FRAMED, body: new Uint8Array(0) }),
       );

@@ -54,6 +54,19 @@ export async function connectRuntimeIsolate(runtimePid: number, id: string): Pro
   throw new Error(`the runtime (pid ${runtimePid}) has no inspector target ${id}`);
 }
 
+/**
+ * Turns off the Network events wrangler dev asks the runtime for (see Inspector.stopNetworkEvents)
+ * for the rest of the edge's life: the session that asked for them is wrangler's, and stays.
+ */
+export async function stopDevtoolsNetworkEvents(inspectorPort: number): Promise<void> {
+  const inspector = await connectInspector(inspectorPort);
+  try {
+    await inspector.stopNetworkEvents();
+  } finally {
+    inspector.close();
+  }
+}
+
 async function connect(url: string): Promise<Inspector> {
   const socket = new WebSocket(url);
   await new Promise<void>((resolve, reject) => {
