@@ -106,12 +106,12 @@ async function connect(url: string): Promise<Inspector> {
       const { usedSize, totalSize } = (await call("Runtime.getHeapUsage")) as HeapUsage;
       return { usedSize, totalSize };
     },
-    // HeapProfiler.collectGarbage is answered only when the isolate next runs a task (workerd runs
-    // V8's posted tasks when a request comes in), but a heap snapshot is taken at once, and V8
-    // collects all garbage before it takes one. Its chunks arrive as events, which are ignored.
     stopNetworkEvents: async () => {
       await call("Network.disable");
     },
+    // HeapProfiler.collectGarbage is answered only when the isolate next runs a task (workerd runs
+    // V8's posted tasks when a request comes in), but a heap snapshot is taken at once, and V8
+    // collects all garbage before it takes one. Its chunks arrive as events, which are ignored.
     collectGarbage: async () => {
       await call("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
     },

@@ -26,15 +26,14 @@ export interface FillOptions {
   onOutcome?: (outcome: FillOutcome) => void;
   /** Told each time a chunk passes: the fill is alive (the runtime may drop a request silently). */
   onProgress?: () => void;
-  /**
-   * How long the origin may send nothing before the fill and the client's stream are abandoned:
-   * a stalled origin must not hold an upload (and a client) open forever.
-   */
-  idleTimeoutMs?: number;
 }
 
+/**
+ * `upstream` is an origin body as forwardToOrigin returns it, which already fails with
+ * OriginStalled when the origin falls silent: that abandons the fill like any broken stream.
+ */
 export function fillWhileStreaming(upstream: ReadableStream<Uint8Array>, options: FillOptions): ReadableStream<Uint8Array> {
-  const reader = new ByteReader(upstream, options.idleTimeoutMs);
+  const reader = new ByteReader(upstream, undefined);
   const fill = new Fill(options);
   return new ReadableStream<Uint8Array>({
     async pull(controller) {

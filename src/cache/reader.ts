@@ -11,7 +11,7 @@ export class OriginStalled extends Error {
 /** How much one read of a byte stream asks for. */
 export const READ_BYTES = 64 * 1024;
 
-/** What reads a stream of bytes chunk by chunk (a stream's default reader, or an ByteReader). */
+/** What reads a stream of bytes chunk by chunk (a stream's default reader, or a ByteReader). */
 export interface ChunkReader {
   read(): Promise<ReadableStreamReadResult<Uint8Array>>;
   cancel(reason?: unknown): Promise<void>;
@@ -95,8 +95,8 @@ export class ByteReader implements ChunkReader {
     return this.reader.cancel(reason);
   }
 
-  /** Ends the watchdog: for a reader handed on, or a stream given up before its end. */
-  stop(): void {
+  /** Ends the watchdog: the stream ended, failed or was cancelled. */
+  private stop(): void {
     clearTimeout(this.watchdog);
     this.watchdog = undefined;
   }

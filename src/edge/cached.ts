@@ -177,7 +177,6 @@ async function fillFromOrigin({ context, bucket, command, name, parsed, body }: 
     onOutcome,
     // Only while the fill is running: an outcome (which removes the entry) may come mid-stream.
     onProgress: () => activeFills.has(name) && activeFills.set(name, Date.now()),
-    idleTimeoutMs: context.config.originIdleTimeoutMs,
     ...(context.waitUntil ? { waitUntil: context.waitUntil } : {}),
   });
   return withStatus(new Response(filled, response), "MISS");

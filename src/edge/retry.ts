@@ -44,7 +44,8 @@ export async function forwardV2Request(context: V2Context, repo: string, parsed:
   }
   const response = await forwardToOrigin(request, config, originFetch, body);
   if (response.status !== 200 || response.headers.get("content-type") !== FRAMING_MEDIA_TYPE || !response.body) return response;
-  const peeked = await peekFirstFrame(response.body, config.originIdleTimeoutMs);
+  // forwardToOrigin's body fails with OriginStalled when the origin falls silent.
+  const peeked = await peekFirstFrame(response.body);
   if (peeked.kind === "stalled") return originStalled(config.originIdleTimeoutMs);
   if (peeked.kind === "none" || !isRemovedFileFailure(peeked.frame, command.requestId)) {
     return new Response(peeked.stream, response);

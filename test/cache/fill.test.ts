@@ -5,6 +5,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { fillWhileStreaming, type FillOutcome } from "../../src/cache/fill.ts";
+import { withIdleTimeout } from "../../src/cache/reader.ts";
 import { ObjectWriter } from "../../src/cache/store.ts";
 import { bytesEqual, encode, encodeSequence } from "../../src/protocol/cbor.ts";
 import { concatBytes } from "../../src/protocol/frames.ts";
@@ -151,11 +152,11 @@ describe("fill while streaming", () => {
     });
     let outcome: FillOutcome | undefined;
     const name = uniqueName();
-    const stream = fillWhileStreaming(stalling, {
+    // As forwardToOrigin hands the fill an origin body: with its idle limit.
+    const stream = fillWhileStreaming(withIdleTimeout(stalling, 50), {
       requestId: 1,
       writer: new ObjectWriter(env.OBJECTS, name, "manifestdata"),
       onOutcome: (o) => (outcome = o),
-      idleTimeoutMs: 50,
     });
     const reader = stream.getReader();
     expect((await reader.read()).value?.length).toBe(100);
