@@ -3,8 +3,9 @@
  * and resident memory (read from /proc), timed HTTP exchanges on loopback, and where results go.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { projectRoot, runHgOk, type Exchange as RecordedExchange } from "../../test/support/mercurial.ts";
@@ -227,6 +228,34 @@ export async function makeBenchRepo(hg: string, dir: string, revs: number): Prom
   await runHgOk(hg, ["init", dir]);
   const extension = `extensions.makerepo=${path.join(projectRoot, "scripts/bench/makerepo.py")}`;
   await runHgOk(hg, ["--config", extension, "-R", dir, "hgedge-makerepo", String(revs)], { timeoutMs: 600_000 });
+}
+
+/**
+ * Where generated repositories are kept between runs: a 40 000-changeset repository takes
+ * minutes to generate, and every benchmark run at that size needs the same one.
+ * HGEDGE_BENCH_CACHE moves it (e.g. to share it between work trees).
+ */
+export const BENCH_REPO_CACHE = process.env.HGEDGE_BENCH_CACHE ?? path.join(RESULTS_DIR, "repos");
+
+/**
+ * The benchmarks' repository of `revs` changesets made by `hg`, generated once and then reused:
+ * the cache entry is named by the revision count, the generator's source and the Mercurial
+ * version, so a change to any of them makes a new one. Callers must not write into it.
+ */
+export async function cachedBenchRepo(hg: string, revs: number): Promise<string> {
+  const generator = readFileSync(path.join(projectRoot, "scripts/bench/makerepo.py"));
+  const version = await runHgOk(hg, ["version", "-q"]);
+  const key = createHash("sha256").update(generator).update(version).digest("hex").slice(0, 12);
+  const dir = path.join(BENCH_REPO_CACHE, `${revs}-${key}`);
+  if (existsSync(path.join(dir, ".hg", "store"))) return dir;
+  // Generated beside its final place and renamed when complete: an interrupted run leaves
+  // no half-made repository that a later run would take for a whole one.
+  const partial = `${dir}.partial-${process.pid}`;
+  await rm(partial, { recursive: true, force: true });
+  await mkdir(BENCH_REPO_CACHE, { recursive: true });
+  await makeBenchRepo(hg, partial, revs);
+  await rename(partial, dir);
+  return dir;
 }
 
 /** What the origin served (seen by a recording proxy) for one clone, and how long it took. */
