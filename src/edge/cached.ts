@@ -15,7 +15,7 @@ import type { ParsedRequestBody } from "../protocol/requests.ts";
 import type { Config } from "../config.ts";
 import { AccessMemo } from "../cache/access.ts";
 import { signedUrls } from "../cache/signing.ts";
-import { forwardToOrigin, originUrlFor } from "./passthrough.ts";
+import { clientAddressHeaders, forwardToOrigin, originRepoUrl } from "./passthrough.ts";
 import { forwardV2Request } from "./retry.ts";
 import { chooseRedirectTarget } from "./targets.ts";
 import type { V2Context } from "./v2.ts";
@@ -47,7 +47,8 @@ export async function answerCacheable(
 
 async function answerHit(context: V2Context, bucket: R2Bucket, command: CacheableCommand, stored: R2Object): Promise<Response | undefined> {
   const { request, config } = context;
-  if (config.access === "origin" && !(await accessMemo(config).mayRead(request, originRepoUrl(config, command.repo), context.originFetch))) {
+  const addresses = clientAddressHeaders(request);
+  if (config.access === "origin" && !(await accessMemo(config).mayRead(request, originRepoUrl(config, command.repo), context.originFetch, addresses))) {
     log("info", "cache-access-denied", { repo: command.repo });
     return undefined; // the origin answers, with its own 401/403
   }
@@ -153,9 +154,9 @@ async function fillFromOrigin({ context, bucket, command, name, parsed, body }: 
     settle(false);
     throw error;
   }
-  if (response.status !== 200 || response.headers.get("content-type") !== FRAMING_MEDIA_TYPE || !response.body) {
+  if (!isFramedSuccess(response) || !response.body) {
     settle(false);
-    return withStatus(response, "MISS");
+    return withStatus(response, "BYPASS");
   }
   const skip = fillSkipReason(name, context.config.fillConcurrency, context.config.originIdleTimeoutMs);
   if (skip) {
@@ -233,12 +234,17 @@ function accessMemo(config: Config): AccessMemo {
   return memo;
 }
 
-function originRepoUrl(config: Config, repo: string): URL {
-  return originUrlFor(config, new URL(repo, "http://edge.invalid/"));
+/** Whether an origin's answer can be a command's answer at all (an error page or status cannot). */
+function isFramedSuccess(response: Response): boolean {
+  return response.status === 200 && response.headers.get("content-type") === FRAMING_MEDIA_TYPE && response.body !== null;
 }
 
-/** A miss answered by the origin that hgedge is not storing: the client (e.g. the warmer) is told. */
+/**
+ * A miss answered by the origin that hgedge is not storing: the client (e.g. the warmer) is told.
+ * An origin's error answer is a BYPASS, not a MISS: MISS promises the origin's command answer.
+ */
 function notStored(response: Response): Response {
+  if (!isFramedSuccess(response)) return withStatus(response, "BYPASS");
   const answer = withStatus(response, "MISS");
   answer.headers.set(FILL_SKIPPED_HEADER, "skipped");
   return answer;
