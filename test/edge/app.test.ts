@@ -363,6 +363,7 @@ describe("v2 commands", () => {
 function isJudgedAtTheEdge(request: Request, body: Uint8Array | undefined): boolean {
   const framing = "application/mercurial-exp-framing-0006";
   if (request.method !== "POST" || request.headers.get("accept") !== framing || request.headers.get("content-type") !== framing) return false;
+  if (!/\/(ro|rw)\/[^/]+$/.test(new URL(request.url).pathname)) return false; // not a command: hgweb's 404
   try {
     // A body without a command request makes a stock origin fail with a 500: judged too.
     return parseRequestBody(body ?? new Uint8Array(0)).commands.length === 0;
