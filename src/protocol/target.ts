@@ -156,7 +156,12 @@ function encodeSegment(segment: string): string {
 
 type QueryCommand = { kind: "none" } | { kind: "command"; command: string } | { kind: "refused"; reason: string };
 
-/** The `cmd` parameter as Python's parse_qsl reads it; more than one is refused. */
+/**
+ * The `cmd` parameter as Python's parse_qsl reads it; more than one is refused. So are names and
+ * values that decode to anything but ASCII: hgweb parses the query as bytes and fails (500) on
+ * them, and a reading that depends on the decoder is ambiguous. A malformed escape in another
+ * parameter's value is left to hgweb (which keeps it as it is).
+ */
 function queryCommand(search: string): QueryCommand {
   const query = search.startsWith("?") ? search.slice(1) : search;
   let command: string | undefined;
@@ -166,6 +171,8 @@ function queryCommand(search: string): QueryCommand {
     const name = percentDecode(equals < 0 ? pair : pair.slice(0, equals), true);
     const value = percentDecode(equals < 0 ? "" : pair.slice(equals + 1), true);
     if (typeof name !== "string") return { kind: "refused", reason: `query: ${name.reason}` };
+    if (typeof value === "string" ? !ASCII.test(value) : value.reason.includes("UTF-8")) return { kind: "refused", reason: "query: a value that is not ASCII" };
+    if (!ASCII.test(name)) return { kind: "refused", reason: "query: a name that is not ASCII" };
     if (name !== "cmd") continue;
     if (typeof value !== "string") return { kind: "refused", reason: `query: cmd: ${value.reason}` };
     if (command !== undefined) return { kind: "refused", reason: "query: more than one cmd" };
@@ -173,6 +180,8 @@ function queryCommand(search: string): QueryCommand {
   }
   return command === undefined ? { kind: "none" } : { kind: "command", command };
 }
+
+const ASCII = /^[\u0000-\u007f]*$/;
 
 type V2Reading = { kind: "none" } | { kind: "v2"; at: number; access: "ro" | "rw"; command: string } | { kind: "refused"; reason: string };
 
