@@ -233,6 +233,29 @@ describe("5. purge scope", () => {
   });
 });
 
+describe("suspected: a slow-reading client leading a fill", () => {
+  it("cannot keep other fills from their slot: a fill past its grace and under the minimum pace gives it up", async () => {
+    const recorded = await fixtureBytes("cmd-manifestdata/002-response.body");
+    const origin = recordingOrigin(() => new Response(recorded, { headers: { "content-type": FRAMING } }));
+    const hono = createApp({ originFetch: origin.originFetch });
+    const environment = { ORIGIN_URL: ORIGIN, OBJECTS: env.OBJECTS, ACCESS: "public", CACHE_VERSION: `slow-${Date.now()}`, MIN_REDIRECT_BYTES: "0", FILL_CONCURRENCY: "1" } as Env;
+    const warn = vi.spyOn(console, "warn");
+    // The slow client: its answer's body is not read, so its fill does not move.
+    const slow = await hono.fetch(manifestRequest(`/slow${V2}/ro/manifestdata`), environment);
+    expect(slow.headers.get("x-hgedge-cache")).toBe("MISS");
+    expect(slow.headers.get("x-hgedge-fill")).toBeNull();
+    const now = Date.now();
+    vi.spyOn(Date, "now").mockReturnValue(now + 31_000);
+    const other = await hono.fetch(manifestRequest(`/other${V2}/ro/manifestdata`), environment);
+    expect(other.headers.get("x-hgedge-cache")).toBe("MISS");
+    expect(other.headers.get("x-hgedge-fill")).toBeNull(); // it got the slot
+    expect(warn.mock.calls.map((c) => String(c[0])).some((line) => line.includes("cache-fill-preempted"))).toBe(true);
+    // The slow client still gets the origin's whole answer, now unstored.
+    expect(new Uint8Array(await slow.arrayBuffer())).toEqual(recorded);
+    await other.arrayBuffer();
+  });
+});
+
 describe("issue 14 items in these files", () => {
   it("refuses an empty framed v2 body at the edge (a stock origin answers it with a 500)", async () => {
     const origin = recordingOrigin();
