@@ -38,6 +38,7 @@ export interface Env {
   /** Limits on v2 command requests (see README). */
   REQUEST_MAX_BYTES?: string;
   REQUEST_MAX_FRAMES?: string;
+  REQUEST_MAX_ITEMS?: string;
   CBOR_MAX_DEPTH?: string;
   CBOR_MAX_ITEMS?: string;
   CBOR_MAX_BYTES?: string;
@@ -151,6 +152,7 @@ export function parseConfig(env: Env): Config {
       ...DEFAULT_REQUEST_LIMITS,
       maxRequestBytes: parsePositiveInt("REQUEST_MAX_BYTES", env.REQUEST_MAX_BYTES, DEFAULT_REQUEST_LIMITS.maxRequestBytes),
       maxFrames: parsePositiveInt("REQUEST_MAX_FRAMES", env.REQUEST_MAX_FRAMES, DEFAULT_REQUEST_LIMITS.maxFrames),
+      maxItems: parsePositiveInt("REQUEST_MAX_ITEMS", env.REQUEST_MAX_ITEMS, DEFAULT_REQUEST_LIMITS.maxItems),
       maxDepth: parsePositiveInt("CBOR_MAX_DEPTH", env.CBOR_MAX_DEPTH, DEFAULT_REQUEST_LIMITS.maxDepth),
       maxCollectionSize: parsePositiveInt("CBOR_MAX_ITEMS", env.CBOR_MAX_ITEMS, DEFAULT_REQUEST_LIMITS.maxCollectionSize),
       maxByteStringLength: parsePositiveInt("CBOR_MAX_BYTES", env.CBOR_MAX_BYTES, DEFAULT_REQUEST_LIMITS.maxByteStringLength),

@@ -18,11 +18,15 @@ export class AccessMemo {
 
   constructor(private readonly ttlSeconds: number) {}
 
-  async mayRead(request: Request, originRepoUrl: URL, askOrigin: AskOrigin, now = Date.now()): Promise<boolean> {
-    const id = await credentialId(originRepoUrl, request.headers);
+  /**
+   * `addressHeaders` are the client-address headers the data request is forwarded with: the
+   * check carries the same, and a yes is remembered for that address only.
+   */
+  async mayRead(request: Request, originRepoUrl: URL, askOrigin: AskOrigin, addressHeaders: Headers = new Headers(), now = Date.now()): Promise<boolean> {
+    const id = await credentialId(originRepoUrl, request.headers, addressHeaders);
     const until = this.granted.get(id);
     if (until !== undefined && until > now) return true;
-    const allowed = await askOriginWhether(request, originRepoUrl, askOrigin);
+    const allowed = await askOriginWhether(request, originRepoUrl, askOrigin, addressHeaders);
     if (allowed) this.remember(id, now + this.ttlSeconds * 1000);
     else this.granted.delete(id);
     return allowed;
@@ -34,15 +38,18 @@ export class AccessMemo {
   }
 }
 
-async function credentialId(originRepoUrl: URL, headers: Headers): Promise<string> {
-  const material = [originRepoUrl.href, headers.get("authorization") ?? "", headers.get("cookie") ?? ""].join("\n");
+async function credentialId(originRepoUrl: URL, headers: Headers, addressHeaders: Headers): Promise<string> {
+  const address = [...addressHeaders].map(([name, value]) => `${name}: ${value}`).join("\n");
+  // JSON keeps the parts apart whatever they contain (a header value cannot forge another part).
+  const material = JSON.stringify([originRepoUrl.href, headers.get("authorization") ?? "", headers.get("cookie") ?? "", address]);
   return toHex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(material)));
 }
 
-async function askOriginWhether(request: Request, originRepoUrl: URL, askOrigin: AskOrigin): Promise<boolean> {
+async function askOriginWhether(request: Request, originRepoUrl: URL, askOrigin: AskOrigin, addressHeaders: Headers): Promise<boolean> {
   const url = new URL(originRepoUrl.href);
   url.search = "?cmd=capabilities";
-  const headers = new Headers({ accept: "application/mercurial-0.1" });
+  const headers = new Headers(addressHeaders);
+  headers.set("accept", "application/mercurial-0.1");
   for (const name of ["authorization", "cookie", "user-agent"]) {
     const value = request.headers.get(name);
     if (value) headers.set(name, value);

@@ -11,8 +11,10 @@ export interface PurgeResult {
 }
 
 /**
- * Deletes up to `max` objects named `prefix…`. `onDeleted` hears each page's names (e.g. to
- * drop PoP-cache copies) after R2 deleted them.
+ * Deletes up to `max` objects named `prefix<name>` where `<name>` holds no `/`: exactly one
+ * level (R2's delimiter listing), so `team/filesdata/` never reaches `team/filesdata/x/…`, the
+ * objects of another repository. `onDeleted` hears each page's names (e.g. to drop PoP-cache
+ * copies) after R2 deleted them.
  */
 export async function deleteByPrefix(
   bucket: R2Bucket,
@@ -23,7 +25,7 @@ export async function deleteByPrefix(
   let deleted = 0;
   while (deleted < max) {
     // Always the first page: what was deleted is no longer listed.
-    const page = await bucket.list({ prefix, limit: Math.min(R2_PAGE, max - deleted) });
+    const page = await bucket.list({ prefix, delimiter: "/", limit: Math.min(R2_PAGE, max - deleted) });
     const names = page.objects.map((o) => o.key);
     if (names.length === 0) return { deleted, more: false };
     await bucket.delete(names);
@@ -31,5 +33,5 @@ export async function deleteByPrefix(
     deleted += names.length;
     if (!page.truncated) return { deleted, more: false };
   }
-  return { deleted, more: (await bucket.list({ prefix, limit: 1 })).objects.length > 0 };
+  return { deleted, more: (await bucket.list({ prefix, delimiter: "/", limit: 1 })).objects.length > 0 };
 }

@@ -25,6 +25,14 @@ export interface Counters {
 const COUNTER_FIELDS = ["hits", "redirects", "misses", "bypasses", "savedBytes"] as const;
 const COUNTER_OF: Record<CacheStatus, keyof Counters> = { HIT: "hits", REDIRECT: "redirects", MISS: "misses", BYPASS: "bypasses" };
 
+/**
+ * Most repositories the STATS store keeps a row for. Counts for any further repository go to
+ * the OTHER_REPOSITORIES row (and are logged), so the store cannot grow without bound.
+ */
+export const STATS_MAX_REPOSITORIES = 1000;
+/** The row that gathers counts beyond STATS_MAX_REPOSITORIES (no repository path looks like it). */
+export const OTHER_REPOSITORIES = "(other)";
+
 export function emptyCounters(): Counters {
   return { hits: 0, redirects: 0, misses: 0, bypasses: 0, savedBytes: 0 };
 }
@@ -37,16 +45,31 @@ export class StatsCounter extends DurableObject {
     );
   }
 
-  /** Adds an isolate's batch. */
+  /** Adds an isolate's batch; repositories beyond STATS_MAX_REPOSITORIES rows go to OTHER_REPOSITORIES. */
   async add(batch: Record<string, Counters>): Promise<void> {
     const columns = COUNTER_FIELDS.join(", ");
     const updates = COUNTER_FIELDS.map((f) => `${f} = ${f} + excluded.${f}`).join(", ");
+    const sql = this.ctx.storage.sql;
+    let rows = Number(sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM counters WHERE repo != ?", OTHER_REPOSITORIES).one().n);
+    const overflow: string[] = [];
     for (const [repo, counts] of Object.entries(batch)) {
-      this.ctx.storage.sql.exec(
+      let row = repo;
+      if (repo !== OTHER_REPOSITORIES && sql.exec("SELECT 1 FROM counters WHERE repo = ?", repo).toArray().length === 0) {
+        if (rows >= STATS_MAX_REPOSITORIES) {
+          row = OTHER_REPOSITORIES;
+          overflow.push(repo);
+        } else {
+          rows += 1;
+        }
+      }
+      sql.exec(
         `INSERT INTO counters (repo, ${columns}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(repo) DO UPDATE SET ${updates}`,
-        repo,
+        row,
         ...COUNTER_FIELDS.map((f) => counts[f]),
       );
+    }
+    if (overflow.length > 0) {
+      logEvent("warn", "stats-rows-full", { limit: STATS_MAX_REPOSITORIES, countedAsOther: overflow.length, first: overflow[0] });
     }
   }
 
@@ -82,7 +105,9 @@ export class StatsRecorder {
   ) {}
 
   record(repo: string, status: CacheStatus, savedBytes: number, waitUntil?: (promise: Promise<unknown>) => void): void {
-    const counts = (this.pending[repo] ??= emptyCounters());
+    // The batch is bounded like the store: one flush never carries more rows than it keeps.
+    const row = Object.hasOwn(this.pending, repo) || Object.keys(this.pending).length < STATS_MAX_REPOSITORIES ? repo : OTHER_REPOSITORIES;
+    const counts = (this.pending[row] ??= emptyCounters());
     counts[COUNTER_OF[status]] += 1;
     counts.savedBytes += savedBytes;
     if (this.scheduled) return;

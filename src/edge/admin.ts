@@ -6,6 +6,8 @@
  * Actions are a table (name → method and handler) so that each feature adds its own entry.
  */
 import { repositoryPrefix } from "../cache/keys.ts";
+import { CACHEABLE_COMMANDS } from "../protocol/commands.ts";
+import { isCanonicalRepo } from "../protocol/target.ts";
 import { deleteByPrefix } from "../cache/purge.ts";
 import { emptyCounters, statsStub, storedUsage } from "../cache/stats.ts";
 import { retryStats } from "./retry.ts";
@@ -106,14 +108,29 @@ async function purge(context: V2Context, url: URL): Promise<AdminResult> {
   if (!config.objects) return { status: 503, body: { error: "no OBJECTS bucket is bound: nothing to purge" } };
   const body = await jsonBody(request);
   if (typeof body === "string") return { status: 400, body: { error: body } };
-  if (typeof body.repo !== "string" || body.repo === "") return { status: 400, body: { error: "\"repo\" must be the repository's path, e.g. \"/\" or \"/team/project\"" } };
-  if (body.command !== undefined && (typeof body.command !== "string" || !/^[a-z0-9_-]+$/.test(body.command))) {
-    return { status: 400, body: { error: "\"command\" must be a command name such as \"filesdata\"" } };
+  if (typeof body.repo !== "string" || !isCanonicalRepo(body.repo)) {
+    return { status: 400, body: { error: "\"repo\" must be one repository's path as requests name it, e.g. \"/\" or \"/team/project\" (no trailing slash, no segment starting with \".\")" } };
   }
-  const prefix = repositoryPrefix(body.repo) + (body.command ? `${body.command}/` : "");
+  if (body.command !== undefined && (typeof body.command !== "string" || !Object.hasOwn(CACHEABLE_COMMANDS, body.command))) {
+    return { status: 400, body: { error: `"command" must be one of the cached commands: ${Object.keys(CACHEABLE_COMMANDS).join(", ")}` } };
+  }
+  // A repository's namespace is exactly `<repo>/<command>/<key>` for each cached command: one
+  // level under each command's prefix, never another repository's `<repo>/<sub>/…` objects.
+  const commands = body.command ? [body.command] : Object.keys(CACHEABLE_COMMANDS);
   const cache = typeof caches === "undefined" ? undefined : caches.default;
   const dropFromPop = (names: string[]) => Promise.all(names.map((name) => cache?.delete(contentRouteKey(url, name)).catch(() => false)));
-  const { deleted, more } = await deleteByPrefix(config.objects, prefix, PURGE_MAX_OBJECTS, dropFromPop);
+  let deleted = 0;
+  let more = false;
+  for (const command of commands) {
+    const result = await deleteByPrefix(config.objects, `${repositoryPrefix(body.repo)}${command}/`, PURGE_MAX_OBJECTS - deleted, dropFromPop);
+    deleted += result.deleted;
+    more ||= result.more;
+    if (deleted >= PURGE_MAX_OBJECTS) {
+      more = true;
+      break;
+    }
+  }
+  const prefix = repositoryPrefix(body.repo) + (body.command ? `${body.command}/` : "");
   return { status: 200, body: { repo: body.repo, ...(body.command ? { command: body.command } : {}), prefix, deleted, more } };
 }
 

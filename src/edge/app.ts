@@ -14,6 +14,7 @@ import { ADMIN_ROUTE_PREFIX, handleAdmin } from "./admin.ts";
 import { bundleRouteOf, handleBundleRoute, type BundleRoute } from "./bundles.ts";
 import { handleV2Command, type V2Context } from "./v2.ts";
 import { classify, type HgRequest } from "./wireproto.ts";
+import { canonicalTarget, type CanonicalTarget } from "../protocol/target.ts";
 import { TargetHealth, type ProbeFetch } from "../cache/health.ts";
 import { logEvent } from "../log.ts";
 import { ByteReader } from "../cache/reader.ts";
@@ -67,14 +68,42 @@ function plainError(status: number, message: string): Response {
 }
 
 /** hgedge's own routes, ahead of anything Mercurial could be asked. */
-type EdgeRoute = { kind: "object" } | { kind: "admin" } | BundleRoute;
+type EdgeRoute = { kind: "object" } | { kind: "admin" } | { kind: "refused"; reason: string } | BundleRoute;
 
-function routeOf(request: Request): HgRequest | EdgeRoute {
-  const { pathname } = new URL(request.url);
-  if (pathname.startsWith(OBJECTS_ROUTE_PREFIX)) return { kind: "object" };
-  if (pathname.startsWith(ADMIN_ROUTE_PREFIX)) return { kind: "admin" };
-  const hg = classify(request);
-  return bundleRouteOf(request, hg) ?? hg;
+/**
+ * Where a request goes, and the request to work with: for Mercurial requests, one carrying the
+ * canonical path (src/protocol/target.ts), which every later decision and the origin see.
+ */
+function routeOf(request: Request): { hg: HgRequest | EdgeRoute; request: Request } {
+  const url = new URL(request.url);
+  if (url.pathname.startsWith(OBJECTS_ROUTE_PREFIX)) return { hg: { kind: "object" }, request };
+  if (url.pathname.startsWith(ADMIN_ROUTE_PREFIX)) return { hg: { kind: "admin" }, request };
+  const verdict = canonicalTarget(url.pathname, url.search);
+  if (!verdict.ok) return { hg: { kind: "refused", reason: verdict.reason }, request };
+  const { target } = verdict;
+  // hgedge's own routes are only ever named exactly; a look-alike is never forwarded.
+  if (target.segments[0] === ".hgedge") return { hg: { kind: "refused", reason: "path: hgedge's routes are /.hgedge/objects/ and /.hgedge/admin/" }, request };
+  const canonical = canonicalRequest(request, url, target);
+  const hg = classify(canonical, target);
+  return { hg: bundleRouteOf(canonical, hg) ?? hg, request: canonical };
+}
+
+/** The same request on the canonical path (the object itself when nothing changes). */
+function canonicalRequest(request: Request, url: URL, target: CanonicalTarget): Request {
+  if (url.pathname === target.path && url.search === target.search) return request;
+  const canonical = new URL(url.origin);
+  canonical.pathname = target.path;
+  canonical.search = target.search;
+  return new Request(canonical.href, request);
+}
+
+/** A request whose path or query cannot be read one way only: refused before the origin sees it. */
+function refuseTarget(reason: string): Response {
+  logEvent("warn", "request-target-refused", { reason });
+  return new Response(`hgedge: refused: ${reason}\n`, {
+    status: 400,
+    headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", [CACHE_STATUS_HEADER]: "BYPASS" },
+  });
 }
 
 function route(context: V2Context, hg: HgRequest | EdgeRoute): Promise<Response> | Response {
@@ -83,6 +112,8 @@ function route(context: V2Context, hg: HgRequest | EdgeRoute): Promise<Response>
       return serveObject(context);
     case "admin":
       return handleAdmin(context);
+    case "refused":
+      return refuseTarget(hg.reason);
     case "handshake":
       // Through the clone bundles layer, which adds `clonebundles` to a v1 answer (a v2 one is unchanged).
       return handleBundleRoute(context, { kind: "v1-capabilities", repo: hg.repo, handshake: true });
@@ -108,7 +139,7 @@ function observed(context: V2Context, hg: HgRequest | EdgeRoute, response: Respo
   const cache = (response.headers.get(CACHE_STATUS_HEADER) ?? undefined) as CacheStatus | undefined;
   const repo = hg.kind === "v2-command" || hg.kind === "handshake" ? hg.repo : undefined;
   const objectBytes = servedObjectBytes.get(request);
-  if (cache && repo !== undefined && config.stats) {
+  if (cache && repo !== undefined && config.stats && answeredForRepository(cache, originMs, response)) {
     const saved = cache === "HIT" || cache === "REDIRECT" ? (objectBytes ?? 0) : 0;
     statsRecorder(config).record(repo, cache, saved, context.waitUntil);
   }
@@ -140,6 +171,17 @@ function observed(context: V2Context, hg: HgRequest | EdgeRoute, response: Respo
   const proxied = hg.kind === "other" || hg.kind === "v1-capabilities" || hg.kind === "v1-clonebundles";
   const encodeBody = proxied ? "automatic" : "manual";
   return new Response(body, { status: response.status, statusText: response.statusText, headers, encodeBody });
+}
+
+/**
+ * Whether a repository exists as far as hgedge knows: the answer came from the cache, or the
+ * origin answered it with a Mercurial answer. Only those are counted in STATS, so requests to
+ * made-up paths (404s, refusals, hgweb error pages) cannot add rows to it.
+ */
+function answeredForRepository(cache: CacheStatus, originMs: number | undefined, response: Response): boolean {
+  if (cache === "HIT" || cache === "REDIRECT") return true;
+  const type = response.headers.get("content-type") ?? "";
+  return originMs !== undefined && response.status >= 200 && response.status < 300 && type.startsWith("application/mercurial-");
 }
 
 /** Passes a body through unchanged, then reports how many bytes went out and whether all did. */
@@ -188,8 +230,9 @@ export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {
   app.all("*", async (c) => {
     const request = c.req.raw;
     const started = Date.now();
-    const context: V2Context = { request, config: loadConfig(c.env), originFetch, targetHealth, ...executionContext(c) };
-    const hg = routeOf(request);
+    const routed = routeOf(request);
+    const { hg } = routed;
+    const context: V2Context = { request: routed.request, config: loadConfig(c.env), originFetch, targetHealth, ...executionContext(c) };
     const response = await route(context, hg);
     return observed(context, hg, response, Date.now() - started);
   });

@@ -15,7 +15,7 @@ import type { ParsedRequestBody } from "../protocol/requests.ts";
 import type { Config } from "../config.ts";
 import { AccessMemo } from "../cache/access.ts";
 import { signedUrls } from "../cache/signing.ts";
-import { forwardToOrigin, originUrlFor } from "./passthrough.ts";
+import { clientAddressHeaders, forwardToOrigin, originRepoUrl } from "./passthrough.ts";
 import { forwardV2Request } from "./retry.ts";
 import { chooseRedirectTarget } from "./targets.ts";
 import type { V2Context } from "./v2.ts";
@@ -47,7 +47,8 @@ export async function answerCacheable(
 
 async function answerHit(context: V2Context, bucket: R2Bucket, command: CacheableCommand, stored: R2Object): Promise<Response | undefined> {
   const { request, config } = context;
-  if (config.access === "origin" && !(await accessMemo(config).mayRead(request, originRepoUrl(config, command.repo), context.originFetch))) {
+  const addresses = clientAddressHeaders(request);
+  if (config.access === "origin" && !(await accessMemo(config).mayRead(request, originRepoUrl(config, command.repo), context.originFetch, addresses))) {
     log("info", "cache-access-denied", { repo: command.repo });
     return undefined; // the origin answers, with its own 401/403
   }
@@ -153,9 +154,9 @@ async function fillFromOrigin({ context, bucket, command, name, parsed, body }: 
     settle(false);
     throw error;
   }
-  if (response.status !== 200 || response.headers.get("content-type") !== FRAMING_MEDIA_TYPE || !response.body) {
+  if (!isFramedSuccess(response) || !response.body) {
     settle(false);
-    return withStatus(response, "MISS");
+    return withStatus(response, "BYPASS");
   }
   const skip = fillSkipReason(name, context.config.fillConcurrency, context.config.originIdleTimeoutMs);
   if (skip) {
@@ -163,20 +164,20 @@ async function fillFromOrigin({ context, bucket, command, name, parsed, body }: 
     log("info", "cache-fill-skipped", { name, reason: skip });
     return notStored(response);
   }
-  activeFills.set(name, Date.now());
   const writer = new ObjectWriter(bucket, name, command.command);
+  const fill: ActiveFill = { started: Date.now(), lastProgress: Date.now(), bytes: 0, stop: () => void writer.abort().catch(() => undefined) };
+  activeFills.set(name, fill);
   const onOutcome = (outcome: FillOutcome) => {
-    activeFills.delete(name);
+    if (activeFills.get(name) === fill) activeFills.delete(name);
     settle(outcome.committed);
     if (outcome.committed) log("info", "cache-fill", { name, size: outcome.object.size, sha256: outcome.object.sha256 });
     else log("warn", "cache-fill-aborted", { name, reason: outcome.reason });
   };
-  const filled = fillWhileStreaming(response.body, {
+  const filled = fillWhileStreaming(countedBody(response.body, fill), {
     requestId: command.requestId,
     writer,
     onOutcome,
-    // Only while the fill is running: an outcome (which removes the entry) may come mid-stream.
-    onProgress: () => activeFills.has(name) && activeFills.set(name, Date.now()),
+    onProgress: () => (fill.lastProgress = Date.now()),
     ...(context.waitUntil ? { waitUntil: context.waitUntil } : {}),
   });
   return withStatus(new Response(filled, response), "MISS");
@@ -191,26 +192,79 @@ export const servedObjectBytes = new WeakMap<Request, number>();
  * misses — and a second miss for an object already being filled — are answered by the origin
  * without storing (the next request finds the object).
  *
- * Each entry holds when its fill last moved. When a client goes away, the runtime may drop its
- * request without ever cancelling the stream, so no outcome arrives: an entry idle for longer
- * than ORIGIN_IDLE_TIMEOUT_MS is forgotten, or such leftovers would block those objects (and,
+ * A fill moves at its client's pace (the origin is read as the client reads). So that a client
+ * cannot hold a slot for good, a fill that needs a slot takes it from one that is past
+ * FILL_SLOW_AFTER_MS and averaged under FILL_MIN_BYTES_PER_SECOND: that fill's upload is
+ * aborted (its memory freed, its coalescer followers told), and its client reads on from the
+ * origin, unstored. And when a client goes away, the runtime may drop its request without ever
+ * cancelling the stream, so no outcome arrives: an entry idle for longer than
+ * ORIGIN_IDLE_TIMEOUT_MS is forgotten, or such leftovers would block those objects (and,
  * FILL_CONCURRENCY of them, every fill) in this isolate for good.
  */
-const activeFills = new Map<string, number>();
+const activeFills = new Map<string, ActiveFill>();
+
+interface ActiveFill {
+  started: number;
+  /** When a chunk last went through. */
+  lastProgress: number;
+  /** Bytes read from the origin (at the client's pace). */
+  bytes: number;
+  /** Abandons the fill: aborts the upload; the client's stream goes on. */
+  stop: () => void;
+}
+
+/** How long a fill keeps its slot whatever its pace. */
+export const FILL_SLOW_AFTER_MS = 30_000;
+/** The average pace under which a fill past FILL_SLOW_AFTER_MS gives its slot to another. */
+export const FILL_MIN_BYTES_PER_SECOND = 64 * 1024;
 
 /** Set (to `skipped`) on a MISS whose answer is not being stored. */
 export const FILL_SKIPPED_HEADER = "x-hgedge-fill";
 
 function fillSkipReason(name: string, limit: number, idleMs: number): string | undefined {
   const now = Date.now();
-  for (const [filling, lastProgress] of activeFills) {
-    if (now - lastProgress <= idleMs) continue;
+  for (const [filling, fill] of activeFills) {
+    if (now - fill.lastProgress <= idleMs) continue;
     activeFills.delete(filling);
-    log("warn", "cache-fill-forgotten", { name: filling, idleMs: now - lastProgress });
+    log("warn", "cache-fill-forgotten", { name: filling, idleMs: now - fill.lastProgress });
   }
   if (activeFills.has(name)) return "already being filled in this isolate";
-  if (activeFills.size >= limit) return `${limit} fills already running (FILL_CONCURRENCY)`;
+  if (activeFills.size >= limit && !preemptSlowestFill(now)) return `${limit} fills already running (FILL_CONCURRENCY)`;
   return undefined;
+}
+
+/** Frees the slot of the slowest fill past FILL_SLOW_AFTER_MS under FILL_MIN_BYTES_PER_SECOND, if any. */
+function preemptSlowestFill(now: number): boolean {
+  let slowest: [string, ActiveFill, number] | undefined;
+  for (const [filling, fill] of activeFills) {
+    const elapsed = now - fill.started;
+    const rate = (fill.bytes * 1000) / Math.max(1, elapsed);
+    if (elapsed < FILL_SLOW_AFTER_MS || rate >= FILL_MIN_BYTES_PER_SECOND) continue;
+    if (!slowest || rate < slowest[2]) slowest = [filling, fill, rate];
+  }
+  if (!slowest) return false;
+  const [filling, fill, rate] = slowest;
+  activeFills.delete(filling);
+  fill.stop();
+  log("warn", "cache-fill-preempted", { name: filling, bytesPerSecond: Math.round(rate), reason: "its client reads too slowly; another fill needs the slot" });
+  return true;
+}
+
+/** The origin's body, counting into `fill.bytes` what goes through (read only as it is read). */
+function countedBody(body: ReadableStream<Uint8Array>, fill: ActiveFill): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const { done, value } = await reader.read();
+        if (done) return controller.close();
+        fill.bytes += value.byteLength;
+        controller.enqueue(value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /**
@@ -233,12 +287,17 @@ function accessMemo(config: Config): AccessMemo {
   return memo;
 }
 
-function originRepoUrl(config: Config, repo: string): URL {
-  return originUrlFor(config, new URL(repo, "http://edge.invalid/"));
+/** Whether an origin's answer can be a command's answer at all (an error page or status cannot). */
+function isFramedSuccess(response: Response): boolean {
+  return response.status === 200 && response.headers.get("content-type") === FRAMING_MEDIA_TYPE && response.body !== null;
 }
 
-/** A miss answered by the origin that hgedge is not storing: the client (e.g. the warmer) is told. */
+/**
+ * A miss answered by the origin that hgedge is not storing: the client (e.g. the warmer) is told.
+ * An origin's error answer is a BYPASS, not a MISS: MISS promises the origin's command answer.
+ */
 function notStored(response: Response): Response {
+  if (!isFramedSuccess(response)) return withStatus(response, "BYPASS");
   const answer = withStatus(response, "MISS");
   answer.headers.set(FILL_SKIPPED_HEADER, "skipped");
   return answer;

@@ -6,13 +6,19 @@
 import { withIdleTimeout } from "../cache/reader.ts";
 import type { Config } from "../config.ts";
 import { logEvent } from "../log.ts";
+import { encodedRepoPath } from "../protocol/target.ts";
 
 /** How the edge reaches the origin; tests substitute a scripted origin. */
 export type OriginFetch = (url: string, init: RequestInit) => Promise<Response>;
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only: never forwarded. */
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection only: never forwarded. `Expect`
+ * belongs with them here: a `100-continue` would make the origin send an interim 100, which the
+ * runtime hands back as the final status (and hgedge's fetch never waits for it anyway).
+ */
 export const HOP_BY_HOP = [
   "connection",
+  "expect",
   "keep-alive",
   "proxy-authenticate",
   "proxy-authorization",
@@ -28,11 +34,26 @@ function originBasePath(config: Config): string {
   return config.originUrl.pathname.replace(/\/+$/, "");
 }
 
-export function originUrlFor(config: Config, requestUrl: URL): URL {
+/**
+ * The one place origin URLs are made: the origin's base path followed by a path that is already
+ * canonical and percent-encoded (a request's canonical path, or encodedRepoPath of a repository).
+ * Client input is never resolved against a base URL (`//host/x` would name another host).
+ */
+export function originUrl(config: Config, encodedPath: string, search: string): URL {
   const target = new URL(config.originUrl.href);
-  target.pathname = originBasePath(config) + requestUrl.pathname;
-  target.search = requestUrl.search;
+  target.pathname = originBasePath(config) + (encodedPath.startsWith("/") ? encodedPath : `/${encodedPath}`);
+  target.search = search;
   return target;
+}
+
+/** Where a request goes on the origin: its (canonical) path and query under ORIGIN_URL. */
+export function originUrlFor(config: Config, requestUrl: URL): URL {
+  return originUrl(config, requestUrl.pathname, requestUrl.search);
+}
+
+/** A canonical repository path (`/` or `/a/b`, decoded) on the origin, with `search`. */
+export function originRepoUrl(config: Config, repo: string, search = ""): URL {
+  return originUrl(config, encodedRepoPath(repo), search);
 }
 
 /** Headers named in `Connection` are hop-by-hop too. */
@@ -50,15 +71,34 @@ function withoutHopByHop(headers: Headers): Headers {
   return out;
 }
 
-export function forwardHeaders(headers: Headers, clientIp: string | null, requestUrl: URL): Headers {
-  const out = withoutHopByHop(headers);
-  out.delete("host");
+/**
+ * Headers that say who the client is. hgedge sets the X-Forwarded family itself; these and the
+ * other address claims a client could make up are never passed on from the client.
+ */
+const CLIENT_ADDRESS_CLAIMS = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip", "true-client-ip"];
+
+/**
+ * The client-address headers hgedge sends to the origin for a request: on the forwarded request
+ * and on every access check made for it, so that an origin deciding by address judges both alike.
+ * `CF-Connecting-IP` is set by Cloudflare (a client's own is overwritten) and is passed on.
+ */
+export function clientAddressHeaders(request: Request, requestUrl: URL = new URL(request.url)): Headers {
+  const out = new Headers();
+  const clientIp = request.headers.get("cf-connecting-ip");
   if (clientIp) {
-    const prior = headers.get("x-forwarded-for");
-    out.set("x-forwarded-for", prior ? `${prior}, ${clientIp}` : clientIp);
+    out.set("cf-connecting-ip", clientIp);
+    out.set("x-forwarded-for", clientIp);
   }
   out.set("x-forwarded-proto", requestUrl.protocol.replace(/:$/, ""));
   out.set("x-forwarded-host", requestUrl.host);
+  return out;
+}
+
+export function forwardHeaders(request: Request, requestUrl: URL): Headers {
+  const out = withoutHopByHop(request.headers);
+  out.delete("host");
+  for (const name of CLIENT_ADDRESS_CLAIMS) out.delete(name);
+  for (const [name, value] of clientAddressHeaders(request, requestUrl)) out.set(name, value);
   return out;
 }
 
@@ -112,7 +152,7 @@ export async function forwardToOrigin(
     : setTimeout(() => controller.abort(new DOMException("origin timeout", "TimeoutError")), config.originTimeoutMs);
   const init: RequestInit = {
     method: request.method,
-    headers: forwardHeaders(request.headers, request.headers.get("cf-connecting-ip"), url),
+    headers: forwardHeaders(request, url),
     body: hasBody ? (body ?? request.body) : null,
     redirect: "manual",
     signal: controller.signal,
@@ -147,13 +187,14 @@ function isPush(request: Request, url: URL): boolean {
   return request.method === "POST" && (url.searchParams.get("cmd") === "unbundle" || /\/api\/[^/]+\/rw\//.test(url.pathname));
 }
 
-/** 504 when the origin did not answer in time, 502 when it could not be reached. */
+/**
+ * 504 when the origin did not answer in time, 502 when it could not be reached. The client is
+ * told "the origin", never its address (ORIGIN_URL may name an internal host); the log has it.
+ */
 function originFailure(error: unknown, target: URL, timedOut: boolean): Response {
   const reason = error instanceof Error ? error.message : String(error);
   const status = timedOut ? 504 : 502;
-  const message = timedOut
-    ? `hgedge: the origin ${target.origin} did not answer in time\n`
-    : `hgedge: cannot reach the origin ${target.origin}: ${reason}\n`;
+  const message = timedOut ? "hgedge: the origin did not answer in time\n" : "hgedge: cannot reach the origin\n";
   logEvent("error", "origin-failure", { status, origin: target.origin, reason });
   return new Response(message, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
 }

@@ -73,10 +73,15 @@ export async function handleV2Command(context: V2Context, target: { repo: string
     // Mercurial answers protocol errors with 200 text/plain and the reason (protocol.md §1.6).
     if (framed) return refuse(200, `hgedge: malformed request: ${error.message}`);
   }
+  // A framed request without a command makes a stock 5.x origin fail with a 500.
+  if (framed && parsed && parsed.commands.length === 0) {
+    logEvent("warn", "v2-request-refused", { reason: "no command request in the body" });
+    return refuse(200, "hgedge: malformed request: the body holds no command request");
+  }
   if (parsed && config.objects) {
     const verdict = cacheability(parsed, target.repo, target.permission, command);
     if (verdict.cacheable && !config.cacheRefusal) return answerCacheable(context, config.objects, verdict.request, parsed, body.bytes);
-    if (verdict.cacheable) logEvent("error", "cache-refused", { reason: config.cacheRefusal });
+    if (verdict.cacheable) warnCacheRefusedOnce(config);
   }
   const response = await forwardV2Request(context, target.repo, parsed, body.bytes);
   if (command === "capabilities" && parsed && response.status === 200 && response.headers.get("content-type") === FRAMING_MEDIA_TYPE) {
@@ -84,6 +89,18 @@ export async function handleV2Command(context: V2Context, target: { repo: string
     return bypass(await rewriteBody(response, (bytes) => rewriteCapabilitiesResponse(bytes, targets, config.redirectMode)));
   }
   return bypass(response);
+}
+
+/**
+ * Configurations that refuse the cache (the default `ACCESS=origin` without SIGNING_KEY) and were
+ * already reported in this isolate: the reason is logged once, not on every cacheable request.
+ */
+const reportedRefusals = new WeakSet<Config>();
+
+function warnCacheRefusedOnce(config: Config): void {
+  if (reportedRefusals.has(config)) return;
+  reportedRefusals.add(config);
+  logEvent("warn", "cache-refused", { reason: config.cacheRefusal, note: "logged once per isolate" });
 }
 
 /**

@@ -2,8 +2,9 @@
  * What a request is, in Mercurial's terms (protocol.md §1.2, §1.4), and where its repository
  * lives: any layout works — one repository at `/`, or hgwebdir with repositories under nested
  * paths — because the repository path is whatever precedes `/api/` or the `?cmd=` query.
+ * The path and query are read once, by canonicalTarget; nothing here looks at the raw URL.
  */
-import { HTTP_V2_API } from "../protocol/capabilities.ts";
+import type { CanonicalTarget } from "../protocol/target.ts";
 
 export type HgRequest =
   /** The v1 capabilities request, asking to upgrade to the v2 API. */
@@ -13,26 +14,18 @@ export type HgRequest =
   /** Anything else (hgweb pages, other v1 commands, pushes, the API's own index pages). */
   | { kind: "other" };
 
-const V2_PREFIX = `/api/${HTTP_V2_API}/`;
-
-export function classify(request: Request): HgRequest {
-  const url = new URL(request.url);
-  const apiAt = url.pathname.indexOf(V2_PREFIX);
-  if (apiAt >= 0) {
-    const [permission, command] = url.pathname.slice(apiAt + V2_PREFIX.length).split("/");
-    if ((permission === "ro" || permission === "rw") && command) {
-      return { kind: "v2-command", repo: repoPath(url.pathname.slice(0, apiAt)), permission, command };
-    }
-    return { kind: "other" };
+/**
+ * What hgedge does with a request, decided on its canonical form only (src/protocol/target.ts):
+ * the request passed here already carries the canonical path.
+ */
+export function classify(request: Request, target: CanonicalTarget): HgRequest {
+  if (target.protocol === "v2" && target.access && target.command !== undefined && target.repo !== undefined) {
+    return { kind: "v2-command", repo: target.repo, permission: target.access, command: target.command };
   }
-  if (request.method === "GET" && url.searchParams.get("cmd") === "capabilities" && asksForUpgrade(request.headers)) {
-    return { kind: "handshake", repo: repoPath(url.pathname) };
+  if (target.protocol === "v1" && target.command === "capabilities" && request.method === "GET" && asksForUpgrade(request.headers)) {
+    return { kind: "handshake", repo: target.repo as string };
   }
   return { kind: "other" };
-}
-
-function repoPath(pathname: string): string {
-  return pathname.replace(/\/+$/, "") || "/";
 }
 
 /**

@@ -251,6 +251,34 @@ export interface DecodeLimits {
   maxCollectionSize: number;
   /** Largest byte string (or byte string chunk) accepted. */
   maxByteStringLength: number;
+  /**
+   * What all the decoders of one request may still produce together (items and byte-string
+   * bytes). Every decoded item costs memory whatever its size (an empty byte string is one
+   * 1-byte item but a ~100-byte object), so the count is what bounds a request's memory.
+   */
+  budget?: DecodeBudget;
+}
+
+/** Items and byte-string bytes left for the values of one request, shared by its decoders. */
+export class DecodeBudget {
+  private itemsLeft: number;
+  private bytesLeft: number;
+
+  constructor(
+    readonly maxItems: number,
+    readonly maxBytes: number,
+  ) {
+    this.itemsLeft = maxItems;
+    this.bytesLeft = maxBytes;
+  }
+
+  /** Takes one item of `bytes` byte-string bytes, or throws when the request is past its budget. */
+  spend(bytes: number, at: number): void {
+    this.itemsLeft -= 1;
+    this.bytesLeft -= bytes;
+    if (this.itemsLeft < 0) throw new CborDecodeError(`more than ${this.maxItems} CBOR items in one request`, at);
+    if (this.bytesLeft < 0) throw new CborDecodeError(`more than ${this.maxBytes} bytes of byte strings in one request`, at);
+  }
 }
 
 export const DEFAULT_DECODE_LIMITS: DecodeLimits = {
@@ -337,6 +365,7 @@ export class SansIoDecoder {
   }
 
   private checkItemLimits(item: Item, at: number): void {
+    this.limits.budget?.spend(item.value instanceof Uint8Array ? item.value.length : 0, at);
     if (item.special === Special.StartArray || item.special === Special.StartMap || item.special === Special.StartSet) {
       if ((item.value as number) > this.limits.maxCollectionSize) {
         throw new CborDecodeError(

@@ -104,8 +104,19 @@ export function normalizeArgs(spec: CommandSpec, args: CborMap): Normalized {
   return { ok: true, args: normalized };
 }
 
+/**
+ * Python set semantics (the last equal element wins its place's value). Byte strings are told
+ * apart by a one-byte-per-character string of their content: its memory is the content's size
+ * plus a small constant, never a multiple of it (a 20-byte node is a 21-character key).
+ */
 function dedupe(values: CborScalar[]): CborScalar[] {
   const seen = new Map<string, CborScalar>();
-  for (const v of values) seen.set(v instanceof Uint8Array ? `b${[...v].join(",")}` : `v${String(v)}`, v);
+  for (const v of values) seen.set(v instanceof Uint8Array ? `b${latin1(v)}` : `v${String(v)}`, v);
   return [...seen.values()];
+}
+
+function latin1(value: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < value.length; i++) text += String.fromCharCode(value[i] as number);
+  return text;
 }

@@ -90,7 +90,8 @@ describe("ACCESS=origin", async () => {
     const before = origin.calls.length;
     const denied = await fetchEdge(manifestRequest(auth));
     expect(denied.response.status).toBe(401);
-    expect(denied.response.headers.get("x-hgedge-cache")).toBe("MISS");
+    // The origin's refusal is not a command answer: nothing was or could be stored (not a MISS).
+    expect(denied.response.headers.get("x-hgedge-cache")).toBe("BYPASS");
     // hgedge asked the origin (capabilities), then forwarded the command itself.
     expect(origin.calls.slice(before).map((c) => c.path)).toEqual(["/private?cmd=capabilities", "/private/api/exp-http-v2-0003/ro/manifestdata"]);
   });

@@ -77,7 +77,7 @@ describe("admin API access", () => {
 describe("purge", () => {
   it("deletes one repository's objects and nothing else", async () => {
     await seed(["purge-a/x/filesdata/1", "purge-a/x/manifestdata/2", "purge-a/xy/filesdata/3", "purge-a/filesdata/4"]);
-    const response = await adminEdge()("/.hgedge/admin/purge", post({ repo: "/purge-a/x/" }));
+    const response = await adminEdge()("/.hgedge/admin/purge", post({ repo: "/purge-a/x" }));
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ deleted: 2, more: false, prefix: "purge-a/x/" });
     expect(await listed("purge-a/")).toEqual(["purge-a/filesdata/4", "purge-a/xy/filesdata/3"]);
@@ -113,9 +113,9 @@ describe("purge", () => {
   it("pages through more than one R2 page and stops at its cap, saying more remain", async () => {
     const names = Array.from({ length: 1205 }, (_, i) => `purge-many/filesdata/${String(i).padStart(5, "0")}`);
     for (let i = 0; i < names.length; i += 200) await seed(names.slice(i, i + 200));
-    expect(await deleteByPrefix(env.OBJECTS, "purge-many/", 1100)).toEqual({ deleted: 1100, more: true });
+    expect(await deleteByPrefix(env.OBJECTS, "purge-many/filesdata/", 1100)).toEqual({ deleted: 1100, more: true });
     expect(await listed("purge-many/")).toHaveLength(105);
-    expect(await deleteByPrefix(env.OBJECTS, "purge-many/", PURGE_MAX_OBJECTS)).toEqual({ deleted: 105, more: false });
+    expect(await deleteByPrefix(env.OBJECTS, "purge-many/filesdata/", PURGE_MAX_OBJECTS)).toEqual({ deleted: 105, more: false });
     expect(await listed("purge-many/")).toEqual([]);
   });
 });

@@ -84,6 +84,24 @@ describe("reading requests", () => {
   });
 });
 
+describe("a request's item budget", () => {
+  const limits = { maxDepth: 8, maxCollectionSize: 1 << 20, maxByteStringLength: 1 << 20, maxFrames: 64, maxRequestBytes: 1 << 20 };
+  const nodes = (n: number) => cborMap({ nodes: Array.from({ length: n }, () => new Uint8Array(0)) });
+
+  it("counts every item of every command and the settings together, and refuses the request past it", () => {
+    // Settings {contentencodings: [identity]}: 4 items; each command {name, args: {nodes: [n]}}: 7 + n items.
+    const two = encodeRequestBody([{ name: "heads", args: nodes(40) }, { name: "heads", args: nodes(40) }], ["identity"]);
+    expect(parseRequestBody(two, { ...limits, maxItems: 4 + 2 * 47 }).commands).toHaveLength(2);
+    expect(() => parseRequestBody(two, { ...limits, maxItems: 4 + 2 * 47 - 1 })).toThrow(/more than 97 CBOR items in one request/);
+  });
+
+  it("refuses a million empty byte strings in 1 MiB with the default limits", () => {
+    const body = encodeRequestBody([{ name: "manifestdata", args: nodes(1_000_000) }], ["identity"]);
+    expect(body.length).toBeLessThan(1_100_000);
+    expect(() => parseRequestBody(body)).toThrow(/more than 131072 CBOR items in one request/);
+  });
+});
+
 describe("reading responses", () => {
   it("reassembles every response of the recorded clones, in every encoding", async () => {
     for (const scenario of ["clone-v2-plain", "clone-v2-zlib", "clone-v2-zstd", "clone-v2-redirect"]) {
