@@ -50,6 +50,11 @@ export function hg6Path(): string | undefined {
   return toolPath("hg-6");
 }
 
+/** Debian trixie's Mercurial 7.0.1 (today's newest v1 client and server), if installed. */
+export function hg7Path(): string | undefined {
+  return toolPath("hg-7.0.1");
+}
+
 /**
  * The house rule for tests that need a tool: they may skip only when the tool is absent and
  * `CI` is unset. Under CI a missing tool is a failure (this throws), never a silent skip.
