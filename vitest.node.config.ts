@@ -10,6 +10,9 @@ export default defineConfig({
     // The JSON report feeds the plain "N passed, N failed" line .ci/run prints at the end.
     reporters: ["default", ["json", { outputFile: "test-results/node.json" }]],
     include: ["test/node/**/*.test.ts"],
+    // Console output (and the edge's, see test/support/node-setup.ts) only for failing tests.
+    silent: "passed-only",
+    setupFiles: ["test/support/node-setup.ts"],
     environment: "node",
     testTimeout: 180_000,
     hookTimeout: 120_000,

@@ -1,6 +1,6 @@
 /**
  * Unit and integration suites, run inside workerd (@cloudflare/vitest-pool-workers) so that they
- * exercise the real runtime. Fixtures are read in place from ../shared/fixtures through a service
+ * exercise the real runtime. The recorded exchanges in test/fixtures are read through a service
  * binding served by this Node process (workerd has no access to the host file system).
  */
 import { readFile, readdir, stat } from "node:fs/promises";
@@ -37,6 +37,8 @@ export default defineConfig({
     // The JSON report feeds the plain "N passed, N failed" line .ci/run prints at the end.
     reporters: ["default", ["json", { outputFile: "test-results/workers.json" }]],
     include: ["test/protocol/**/*.test.ts", "test/edge/**/*.test.ts", "test/cache/**/*.test.ts", "test/*.test.ts"],
+    // The app logs a JSON line per request: shown only for failing tests.
+    silent: "passed-only",
     testTimeout: 60_000,
   },
 });

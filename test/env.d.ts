@@ -5,7 +5,7 @@ declare namespace Cloudflare {
     OBJECTS: R2Bucket;
     STATS: DurableObjectNamespace<import("../src/cache/stats.ts").StatsCounter>;
     COALESCER: DurableObjectNamespace<import("../src/cache/coalescer.ts").Coalescer>;
-    /** Serves ../shared/fixtures/<path> from the host (see vitest.workers.config.ts). */
+    /** Serves test/fixtures/<path> from the host (see vitest.workers.config.ts). */
     FIXTURES: Fetcher;
   }
 }

@@ -64,7 +64,7 @@ describe("cache keys", () => {
   });
 
   it("key the recorded client requests, and the same request recorded twice alike", async () => {
-    const [, first, , second] = await exchanges("cmd-manifestdata-cache");
+    const [, first, , second] = await exchanges("cmd-manifestdata-redirect");
     const keys = [first!, second!].map((e) => {
       const verdict = cacheability(parseRequestBody(e.request!), "/", "ro", "manifestdata");
       if (!verdict.cacheable) throw new Error(verdict.reason);

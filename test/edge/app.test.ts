@@ -1,6 +1,6 @@
 /**
- * The Hono app against a scripted origin that replays the recorded exchanges of
- * ../shared/fixtures (and synthetic ones), inside workerd.
+ * The Hono app against a scripted origin that replays the recorded exchanges of test/fixtures
+ * (and synthetic ones), inside workerd.
  */
 import { describe, expect, it, vi } from "vitest";
 import type { Env } from "../../src/config.ts";

@@ -1,5 +1,5 @@
 /**
- * The `frames` CLI over every recorded body in ../shared/fixtures: it must decode each framed
+ * The `frames` CLI over every recorded body in test/fixtures: it must decode each framed
  * body into as many frames as Mercurial's own dump lists, and report malformed bodies with the
  * byte offset Mercurial's reader stopped at.
  */
@@ -25,7 +25,7 @@ interface Recorded {
 function framedBodies(): Recorded[] {
   const bodies: Recorded[] = [];
   for (const scenario of readdirSync(fixturesDir).sort()) {
-    if (scenario === "tools" || scenario.includes(".")) continue;
+    if (scenario.includes(".")) continue;
     for (const dump of readdirSync(join(fixturesDir, scenario)).filter((f) => f.endsWith("-frames.txt"))) {
       const seq = dump.slice(0, 3);
       const text = readFileSync(join(fixturesDir, scenario, dump), "utf8");

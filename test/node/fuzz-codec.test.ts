@@ -8,7 +8,7 @@
  *   HGEDGE_FUZZ_SEED=<seed> ...                                                            # replay
  *
  * The same properties also run inside workerd (test/protocol/fuzz.test.ts) together with the
- * app property; fixtures are read here from ../shared/fixtures on disk.
+ * app property; the recorded exchanges are read here from test/fixtures on disk.
  */
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
@@ -21,7 +21,7 @@ assertFixturesPresent();
 async function loadExchanges(): Promise<CorpusExchange[]> {
   const out: CorpusExchange[] = [];
   for (const scenario of (await readdir(fixturesDir)).sort()) {
-    if (scenario === "tools" || scenario.includes(".")) continue;
+    if (scenario.includes(".")) continue;
     const files = await readdir(join(fixturesDir, scenario));
     for (const seq of files.filter((f) => /^\d{3}\.json$/.test(f)).map((f) => f.slice(0, 3)).sort()) {
       const meta = JSON.parse(await readFile(join(fixturesDir, scenario, `${seq}.json`), "utf8")) as CorpusExchange["meta"];

@@ -26,7 +26,7 @@ import { encodeRequestBody, parseRequestBody, redirectRequest } from "../../src/
 import { collectResponses } from "../../src/protocol/responses.ts";
 import { exchanges, type Exchange } from "../support/fixtures.ts";
 
-const CLONES = ["clone-v2-plain", "clone-v2-redirect-cold", "clone-v2-zlib", "clone-v2-zstd", "clone-v2-cache-cold"];
+const CLONES = ["clone-v2-plain", "clone-v2-redirect-cold", "clone-v2-zlib", "clone-v2-zstd"];
 
 function byPath(all: Exchange[], suffix: string): Exchange[] {
   return all.filter((e) => String(e.meta.path).endsWith(suffix));

@@ -3,6 +3,9 @@
  * dev with a local R2), on a free loopback port, for end-to-end tests with real clients.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { freePort, projectRoot, serveRepo, startRecordingProxy, type RecordingProxy, type Served } from "./mercurial.ts";
 
 const READY_TIMEOUT_MS = 60_000;
@@ -28,6 +31,14 @@ export interface Edge {
 }
 
 const running = new Set<ChildProcess>();
+/** Edges started and not yet stopped, so a failing test can show what they printed. */
+const live = new Set<Edge>();
+
+/** The edges running now (test/support/node-setup.ts prints their output when a test fails). */
+export function runningEdges(): Edge[] {
+  return [...live];
+}
+
 process.on("exit", () => {
   for (const child of running) killGroup(child, "SIGKILL");
 });
@@ -58,12 +69,24 @@ export async function startEdge(originUrl: string, extraVars: Record<string, str
 }
 
 async function startEdgeOnce(originUrl: string, extraVars: Record<string, string>, wranglerArgs: string[]): Promise<Edge> {
+  // Its own local R2 and Durable Object state, never the project's .wrangler/state (which
+  // `npm start` uses): removed when the edge stops.
+  const state = await mkdtemp(path.join(os.tmpdir(), "hgedge-edge-state-"));
+  try {
+    return await startEdgeIn(state, originUrl, extraVars, wranglerArgs);
+  } catch (error) {
+    await rm(state, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function startEdgeIn(state: string, originUrl: string, extraVars: Record<string, string>, wranglerArgs: string[]): Promise<Edge> {
   const port = await freePort();
   // wrangler dev also binds an inspector port (9229 by default): edges started in parallel
   // test files would collide on it.
   const inspectorPort = await freePort();
   const vars = Object.entries({ ORIGIN_URL: originUrl, ...extraVars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
-  const child = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspectorPort), "--ip", "127.0.0.1", ...vars, ...wranglerArgs], {
+  const child = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspectorPort), "--ip", "127.0.0.1", "--persist-to", state, ...vars, ...wranglerArgs], {
     cwd: projectRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
@@ -94,7 +117,7 @@ async function startEdgeOnce(originUrl: string, extraVars: Record<string, string
       reject(new Error(`npm start exited early (${code}):\n${output}`));
     });
   });
-  return {
+  const edge: Edge = {
     url: `http://127.0.0.1:${port}`,
     output: () => output,
     inspectorPort,
@@ -113,8 +136,12 @@ async function startEdgeOnce(originUrl: string, extraVars: Record<string, string
       await exited;
       clearTimeout(timer);
       running.delete(child);
+      live.delete(edge);
+      await rm(state, { recursive: true, force: true });
     },
   };
+  live.add(edge);
+  return edge;
 }
 
 /** An origin serving `repoDir` over v2, a recording proxy counting what it sends, and the edge. */

@@ -1,6 +1,6 @@
 /**
- * Reads ../shared/fixtures in place from inside workerd, through the FIXTURES service binding
- * that vitest.workers.config.ts serves from the host.
+ * Reads the recorded exchanges of test/fixtures from inside workerd, through the FIXTURES service
+ * binding that vitest.workers.config.ts serves from the host.
  */
 import { env } from "cloudflare:workers";
 import type { ExchangeMeta } from "./hgdump.ts";

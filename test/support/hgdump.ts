@@ -1,8 +1,9 @@
 /**
- * Renders an exchange exactly as ../shared/fixtures/tools/decode-frames.py does, but with OUR
- * codec (frame parser, stream decoders, CBOR decoder) instead of Mercurial's. Comparing the text
- * with the recorded NNN-frames.txt checks every frame header, every stream-decoded payload, every
- * CBOR value and the decoder's item-level buffering against Mercurial 5.8.1 itself.
+ * Renders an exchange exactly as scripts/fixtures/dumpframes.py does with Mercurial's own modules,
+ * but with OUR codec (frame parser, stream decoders, CBOR decoder) instead of Mercurial's.
+ * Comparing the text with the recorded NNN-frames.txt checks every frame header, every
+ * stream-decoded payload, every CBOR value and the decoder's item-level buffering against the
+ * Mercurial that wrote the dump (Debian's 5.6.1).
  *
  * Formatting follows Mercurial's stringutil.pprint(bprefix=True, indent=2) and Python's repr.
  * Pure (runs in workerd and Node); sha1 comes from node:crypto (nodejs_compat in workerd).
@@ -250,8 +251,8 @@ function itemType(o: CborValue): string {
 }
 
 /**
- * decode-frames.py's Trunc: long byte strings shown by length, sha1 and head. It converts its
- * input with bytes() before testing for bytestringchunk, so the kind always reads "bytes".
+ * dumpframes.py's Shortened: long byte strings (chunks of indefinite ones too) shown by length,
+ * sha1 and head; the kind always reads "bytes".
  */
 function truncated(b: Uint8Array): string {
   return `<bytes len=${b.length} sha1=${sha1Hex(b)} head=${pyRepr(b.subarray(0, 32))}>`;
@@ -277,7 +278,7 @@ function pp(o: CborValue, level = 0, indentBy = 2): string {
   }
   if (o instanceof Set) {
     if (o.size === 0) return "set([])";
-    // Sets are not shortened by decode-frames.py.
+    // Sets are not shortened by dumpframes.py.
     const items = [...o].sort(compareScalars).map((v) => (l: number) => ppFull(v, l));
     return ppCollection("set([", "])", items, level, indentBy);
   }

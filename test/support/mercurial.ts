@@ -50,6 +50,11 @@ export function hg6Path(): string | undefined {
   return toolPath("hg-6");
 }
 
+/** Debian trixie's Mercurial 7.0.1 (today's newest v1 client and server), if installed. */
+export function hg7Path(): string | undefined {
+  return toolPath("hg-7.0.1");
+}
+
 /**
  * The house rule for tests that need a tool: they may skip only when the tool is absent and
  * `CI` is unset. Under CI a missing tool is a failure (this throws), never a silent skip.
@@ -246,6 +251,8 @@ export interface ServeOptions {
   v2: boolean;
   /** More `hg serve` arguments, e.g. `["--config", "x.y=z"]`. */
   extraConfig?: string[];
+  /** A fixed loopback port (the fixture recorder's, so recorded URLs repeat); default: a free one. */
+  port?: number;
 }
 
 export interface Served {
@@ -288,7 +295,7 @@ export async function serveRepo(opts: ServeOptions): Promise<Served> {
   const accessLog = path.join(logDir, "access.log");
   let lastFailure = "";
   for (let attempt = 1; attempt <= 3; attempt++) {
-    const port = await freePort();
+    const port = opts.port ?? (await freePort());
     const child = track(
       spawn(opts.hgPath, serveArgs(opts, port, errorLog, accessLog), { stdio: ["ignore", "pipe", "pipe"], env: SERVE_ENV }),
     );
@@ -324,7 +331,7 @@ export async function serveRepo(opts: ServeOptions): Promise<Served> {
     await killAndWait(child);
     lastFailure = `attempt ${attempt} on port ${port}: ${errors() || "no output"}`;
     // Another process grabbed the port between freePort() and hg's bind: try another one.
-    if (!/address already in use/i.test(output)) break;
+    if (opts.port !== undefined || !/address already in use/i.test(output)) break;
   }
   await rm(logDir, { recursive: true, force: true });
   throw new Error(`hg serve did not answer within ${SERVE_READY_TIMEOUT_MS} ms (${lastFailure})`);
