@@ -5,6 +5,7 @@
  */
 import { CBOR_MEDIA_TYPE, FRAMING_MEDIA_TYPE } from "../protocol/capabilities.ts";
 import { ResponseEmitter, encodeRedirectResponse, type RedirectLocation } from "../protocol/responses.ts";
+import { DEFAULT_MAX_FRAME_SIZE } from "../protocol/frames.ts";
 import { IdentityFramer } from "../protocol/inline.ts";
 import { negotiateEncoding, type EncodingName } from "../protocol/streams.ts";
 import { fromHex } from "../protocol/hex.ts";
@@ -41,8 +42,8 @@ export function redirectAnswer(requestId: number, url: string, metadata: ObjectM
  *
  * The stored bytes are the response's decoded CBOR sequence, which is what an identity stream
  * carries: when the client takes identity (Mercurial's clients always offer it), the runtime
- * reads R2 straight into the payload of each frame and JavaScript only writes its 8-byte header —
- * no byte of the object is read or copied by this isolate. Compressing (zlib, zstd-8mb) would
+ * reads R2 straight into buffers the frames' payloads are views of, and JavaScript only writes
+ * their 8-byte headers — no byte of the object is read or copied by this isolate. Compressing (zlib, zstd-8mb) would
  * cost CPU for every byte of every hit, which is what the cache is there to save: it is done only
  * for a client that does not take identity.
  */
@@ -53,19 +54,20 @@ export function inlineAnswer(requestId: number, stored: ReadableStream<Uint8Arra
 }
 
 /**
- * Frames whose payloads the runtime fills from R2 (BYOB reads into the frame's own buffer), one
- * frame per pull. A full frame continues; the first one that is not (empty when the object ends
- * on a frame boundary, as ResponseEmitter and Mercurial's server do) carries eos.
+ * The stored bytes read by the runtime in pieces of READ_FRAMES frames (one BYOB read each,
+ * straight into the piece's buffer), sent as views between their frame headers: no byte of the
+ * object is read or copied by JavaScript. A piece that fills its buffer continues;
+ * the first that does not ends the answer (its last frame, possibly empty, carries eos).
  */
 function identityFrames(requestId: number, stored: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
   const framer = new IdentityFramer(requestId);
   const source = new RegionFiller(stored);
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const slot = framer.next();
-      const { bytes, filled } = await source.fill(slot.bytes, slot.at, slot.room);
-      const last = filled < slot.room;
-      controller.enqueue(framer.seal(slot, bytes, filled, last));
+      const room = framer.room() + (READ_FRAMES - 1) * DEFAULT_MAX_FRAME_SIZE;
+      const { bytes, filled } = await source.fill(new Uint8Array(room), 0, room);
+      const last = filled < room;
+      for (const chunk of framer.frames(bytes.subarray(0, filled), last)) controller.enqueue(chunk);
       if (last) controller.close();
     },
     cancel(reason) {
@@ -73,6 +75,12 @@ function identityFrames(requestId: number, stored: ReadableStream<Uint8Array>): 
     },
   });
 }
+
+/**
+ * Frames per read of the stored object (256 KiB): few reads per MiB, while an answer holds at
+ * most a piece or two (many inline answers share an isolate's 128 MB).
+ */
+const READ_FRAMES = 8;
 
 /** The old way, for a client that does not take identity: every byte goes through the compressor. */
 function encodedFrames(requestId: number, stored: ReadableStream<Uint8Array>, encoding: EncodingName): ReadableStream<Uint8Array> {
