@@ -15,6 +15,7 @@
  */
 import * as zlib from "node:zlib";
 import { StreamEncodingError } from "./errors.ts";
+import { concatBytes } from "./frames.ts";
 
 /** The flush modes used here (zlib.h and zstd.h values, the same in every runtime). */
 export const FLUSH = {
@@ -144,16 +145,7 @@ export class NativeCodec {
 
 function join(pieces: Uint8Array[]): Uint8Array {
   const filled = pieces.filter((p) => p.length > 0);
-  if (filled.length <= 1) return filled[0] ?? EMPTY;
-  let total = 0;
-  for (const piece of filled) total += piece.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const piece of filled) {
-    out.set(piece, at);
-    at += piece.length;
-  }
-  return out;
+  return filled.length === 0 ? EMPTY : concatBytes(filled);
 }
 
 /** A zlib (RFC 1950) decompression context. */
