@@ -14,6 +14,8 @@ export default defineConfig({
     silent: "passed-only",
     setupFiles: ["test/support/node-setup.ts"],
     environment: "node",
+    // Node 20's node:zlib has no zstd: the Node-only decoder the CLIs use (the Worker's is native).
+    setupFiles: ["./scripts/zstd-fallback.ts"],
     testTimeout: 180_000,
     hookTimeout: 120_000,
     // Real hg processes are CPU-heavy; two cores on CI.

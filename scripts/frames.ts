@@ -15,6 +15,7 @@ import type { Readable, Writable } from "node:stream";
 import { pathToFileURL } from "node:url";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { FrameInspector, cborToJson } from "../src/protocol/inspect.ts";
+import "./zstd-fallback.ts";
 
 const USAGE = "usage: npm run -s frames -- decode [--payloads] FILE   (FILE - reads standard input)\n";
 

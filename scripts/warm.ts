@@ -17,6 +17,7 @@ import { MERCURIAL_SERVER_ORDER } from "../src/protocol/streams.ts";
 import { CannotWarm } from "./warm/edge.ts";
 import { formatSummary, warm, type WarmOptions, type WarmSummary } from "./warm/run.ts";
 import { defaultStatePath } from "./warm/state.ts";
+import "./zstd-fallback.ts";
 
 const USAGE = `usage: npm run warm -- <edge url> <repo path> [options]
 

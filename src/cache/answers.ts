@@ -1,13 +1,16 @@
 /**
  * Answers from the cache, without asking the origin: a content redirect (one frame, the object
- * not even read), or the stored bytes re-framed inline in an encoding the client offered.
+ * not even read), or the stored bytes framed inline — as they are (identity, which every
+ * Mercurial client accepts) or re-encoded when a client does not take identity.
  */
 import { CBOR_MEDIA_TYPE, FRAMING_MEDIA_TYPE } from "../protocol/capabilities.ts";
 import { ResponseEmitter, encodeRedirectResponse, type RedirectLocation } from "../protocol/responses.ts";
-import { negotiateEncoding } from "../protocol/streams.ts";
+import { DEFAULT_MAX_FRAME_SIZE } from "../protocol/frames.ts";
+import { IdentityFramer } from "../protocol/inline.ts";
+import { negotiateEncoding, type EncodingName } from "../protocol/streams.ts";
 import { fromHex } from "../protocol/hex.ts";
 import type { ObjectMetadata } from "./store.ts";
-import { ByteReader } from "./reader.ts";
+import { ByteReader, RegionFiller } from "./reader.ts";
 
 export const CACHE_STATUS_HEADER = "x-hgedge-cache";
 export type CacheStatus = "HIT" | "MISS" | "REDIRECT" | "BYPASS";
@@ -35,17 +38,57 @@ export function redirectAnswer(requestId: number, url: string, metadata: ObjectM
 }
 
 /**
- * `{status: ok}` then the stored bytes, framed (≤ 32 KiB each) as they are read from R2, in the
- * best encoding the client offered (zlib, else identity, as Mercurial's server would choose
- * among what hgedge can produce).
+ * `{status: ok}` then the stored bytes, framed (≤ 32 KiB each) as they are read from R2.
+ *
+ * The stored bytes are the response's decoded CBOR sequence, which is what an identity stream
+ * carries: when the client takes identity (Mercurial's clients always offer it), the runtime
+ * reads R2 straight into buffers the frames' payloads are views of, and JavaScript only writes
+ * their 8-byte headers — no byte of the object is read or copied by this isolate. Compressing (zlib, zstd-8mb) would
+ * cost CPU for every byte of every hit, which is what the cache is there to save: it is done only
+ * for a client that does not take identity.
  */
 export function inlineAnswer(requestId: number, stored: ReadableStream<Uint8Array>, clientEncodings: string[]): Response {
-  const emitter = new ResponseEmitter(requestId, negotiateEncoding(clientEncodings) ?? "identity");
+  const encoding = clientEncodings.length === 0 || clientEncodings.includes("identity") ? "identity" : negotiateEncoding(clientEncodings);
+  const body = encoding === undefined || encoding === "identity" ? identityFrames(requestId, stored) : encodedFrames(requestId, stored, encoding);
+  return new Response(body, { headers: framedHeaders("HIT") });
+}
+
+/**
+ * The stored bytes read by the runtime in pieces of READ_FRAMES frames (one BYOB read each,
+ * straight into the piece's buffer), sent as views between their frame headers: no byte of the
+ * object is read or copied by JavaScript. A piece that fills its buffer continues;
+ * the first that does not ends the answer (its last frame, possibly empty, carries eos).
+ */
+function identityFrames(requestId: number, stored: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const framer = new IdentityFramer(requestId);
+  const source = new RegionFiller(stored);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const room = framer.room() + (READ_FRAMES - 1) * DEFAULT_MAX_FRAME_SIZE;
+      const { bytes, filled } = await source.fill(new Uint8Array(room), 0, room);
+      const last = filled < room;
+      for (const chunk of framer.frames(bytes.subarray(0, filled), last)) controller.enqueue(chunk);
+      if (last) controller.close();
+    },
+    cancel(reason) {
+      return source.cancel(reason);
+    },
+  });
+}
+
+/**
+ * Frames per read of the stored object (256 KiB): few reads per MiB, while an answer holds at
+ * most a piece or two (many inline answers share an isolate's 128 MB).
+ */
+const READ_FRAMES = 8;
+
+/** The old way, for a client that does not take identity: every byte goes through the compressor. */
+function encodedFrames(requestId: number, stored: ReadableStream<Uint8Array>, encoding: EncodingName): ReadableStream<Uint8Array> {
+  const emitter = new ResponseEmitter(requestId, encoding);
   const reader = new ByteReader(stored, undefined);
   let begun = false;
-  const body = new ReadableStream<Uint8Array>({
-    // Each pull must enqueue something (or close): a pull that enqueues nothing is not called
-    // again, and the emitter holds bytes back until it has a full frame.
+  return new ReadableStream<Uint8Array>({
+    // The emitter holds bytes back until it has a full frame: read until a pull has something.
     async pull(controller) {
       const frames = begun ? [] : emitter.begin();
       begun = true;
@@ -64,5 +107,4 @@ export function inlineAnswer(requestId: number, stored: ReadableStream<Uint8Arra
       return reader.cancel(reason);
     },
   });
-  return new Response(body, { headers: framedHeaders("HIT") });
 }

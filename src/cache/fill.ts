@@ -26,7 +26,18 @@ export interface FillOptions {
   onOutcome?: (outcome: FillOutcome) => void;
   /** Told each time a chunk passes: the fill is alive (the runtime may drop a request silently). */
   onProgress?: () => void;
+  /** Stored bytes beyond which the fill stops and the answer only passes through (FILL_MAX_BYTES). */
+  maxBytes?: number;
 }
+
+/**
+ * The largest object a fill stores. A fill costs CPU for every byte it stores (about 85 s per
+ * GiB measured locally: BENCHMARKS.md "Worker CPU per fill and per hit") and an invocation that
+ * exceeds `limits.cpu_ms` (300 s in wrangler.toml) is cut off — its client's answer broken, for
+ * every client asking for that object. Past this size the fill is given up (nothing is written:
+ * the upload is aborted) and the origin's answer passes through, which costs far less.
+ */
+export const FILL_MAX_BYTES = 2 * 1024 * 1024 * 1024;
 
 /**
  * `upstream` is an origin body as forwardToOrigin returns it, which already fails with
@@ -69,6 +80,7 @@ class Fill {
   private status: string | undefined;
   private ended = false;
   private settled = false;
+  private stored = 0;
 
   constructor(private readonly options: FillOptions) {}
 
@@ -86,6 +98,10 @@ class Fill {
       const problem = this.check(event);
       if (problem) return this.abandon(problem);
       if (event.type === "body") {
+        this.stored += event.bytes.length;
+        if (this.stored > (this.options.maxBytes ?? FILL_MAX_BYTES)) {
+          return this.abandon(`the answer is larger than ${this.options.maxBytes ?? FILL_MAX_BYTES} bytes, the most a fill stores within the CPU limit`);
+        }
         try {
           await this.options.writer.write(event.bytes);
         } catch (error) {

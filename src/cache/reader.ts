@@ -141,3 +141,68 @@ export function withIdleTimeout(stream: ReadableStream<Uint8Array>, ms: number):
     },
   });
 }
+
+/**
+ * Fills regions of caller-owned buffers straight from a byte stream, for answers that send
+ * stored bytes as they are (an inline hit): with a byte stream (an R2 body) the runtime reads
+ * into the region itself — workerd's `readAtLeast` fills a whole region per call — so no byte
+ * passes through JavaScript. A stream built in JavaScript is copied in.
+ */
+export class RegionFiller {
+  private readonly byob: ReadableStreamBYOBReader | undefined;
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** The rest of a chunk of a JavaScript stream that did not fit the last region. */
+  private leftover: Uint8Array | undefined;
+  private ended = false;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    try {
+      this.byob = stream.getReader({ mode: "byob" });
+    } catch {
+      this.reader = stream.getReader();
+    }
+  }
+
+  /**
+   * Fills `room` bytes of `bytes` from `at`, fewer only at the end of the stream. A BYOB read
+   * transfers the buffer: the answer's `bytes` is the same memory under its new owner.
+   */
+  async fill(bytes: Uint8Array, at: number, room: number): Promise<{ bytes: Uint8Array; filled: number }> {
+    if (!this.byob) return { bytes, filled: await this.copyInto(bytes.subarray(at, at + room)) };
+    // Read before the first read: a view of a transferred buffer reads as empty.
+    const { byteOffset, length } = bytes;
+    let buffer = bytes.buffer as ArrayBuffer;
+    let filled = 0;
+    while (filled < room && !this.ended) {
+      const view = new Uint8Array(buffer, byteOffset + at + filled, room - filled);
+      const result = await this.byob.readAtLeast(view.length, view);
+      if (!result.value) throw new Error("the stored object's stream was cancelled while being read");
+      buffer = result.value.buffer as ArrayBuffer;
+      filled += result.value.byteLength;
+      if (result.done) this.ended = true;
+    }
+    return { bytes: new Uint8Array(buffer, byteOffset, length), filled };
+  }
+
+  private async copyInto(region: Uint8Array): Promise<number> {
+    let filled = 0;
+    while (filled < region.length) {
+      let chunk = this.leftover;
+      this.leftover = undefined;
+      if (!chunk) {
+        const result = await (this.reader as ReadableStreamDefaultReader<Uint8Array>).read();
+        if (result.done) break;
+        chunk = result.value;
+      }
+      const taken = Math.min(chunk.length, region.length - filled);
+      region.set(chunk.subarray(0, taken), filled);
+      filled += taken;
+      if (taken < chunk.length) this.leftover = chunk.subarray(taken);
+    }
+    return filled;
+  }
+
+  cancel(reason?: unknown): Promise<void> {
+    return (this.byob ?? (this.reader as ReadableStreamDefaultReader<Uint8Array>)).cancel(reason);
+  }
+}

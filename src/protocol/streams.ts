@@ -7,23 +7,21 @@
  * finished) at frame batch boundaries. So decoders here are stateful, one per stream, fed every
  * encoded payload in order, and return the bytes that payload completes.
  *
- * zlib uses pako (a faithful JS port of zlib, identical in workerd and Node; the Workers
- * DecompressionStream has no way to sync-flush per frame and no backpressure). zstd-8mb decoding
- * uses fzstd, a small, dependency-free streaming Zstandard decoder: workerd has no zstd, and the
- * WebAssembly builds are far larger for the one thing we need. hgedge never *emits* zstd.
+ * zlib and zstd are the runtime's native ones (`node:zlib`, see native.ts): workerd has both. The
+ * Workers DecompressionStream cannot be used: it cannot flush per frame, throws on close() of an
+ * unfinished stream (Mercurial never finishes one) and has no zstd. Node 20, which runs the CLIs
+ * and benchmarks, has no zstd: they install a decoder with `useZstdFallback`.
  */
-import { Decompress as ZstdDecompress } from "fzstd";
-import { Deflate, Inflate, Z_NO_FLUSH, Z_SYNC_FLUSH } from "pako";
 import { bytes, text, type CborValue } from "./cbor.ts";
 import { StreamEncodingError } from "./errors.ts";
-import { concatBytes } from "./frames.ts";
+import { FLUSH, nativeZstdAvailable, zlibDeflater, zlibInflater, zstdCompressor, zstdDecompressor, type NativeCodec } from "./native.ts";
 
 export type EncodingName = "identity" | "zlib" | "zstd-8mb";
 
 /** The order Mercurial's server prefers (wireprotoframing.py populatestreamencoders). */
 export const MERCURIAL_SERVER_ORDER: readonly EncodingName[] = ["zstd-8mb", "zlib", "identity"];
-/** What hgedge can produce, best first. */
-export const HGEDGE_ENCODERS: readonly EncodingName[] = ["zlib", "identity"];
+/** What hgedge can produce, best first (Mercurial's order). */
+export const HGEDGE_ENCODERS: readonly EncodingName[] = nativeZstdAvailable() ? MERCURIAL_SERVER_ORDER : ["zlib", "identity"];
 /** zstd-8mb decoders refuse windows larger than 8 MiB, as Mercurial's does. */
 export const ZSTD_MAX_WINDOW = 8 * 1024 * 1024;
 
@@ -57,7 +55,7 @@ export function createStreamDecoder(name: string, settings: readonly CborValue[]
     case "zlib":
       return new ZlibDecoder();
     case "zstd-8mb":
-      return new ZstdDecoder();
+      return zstdDecoder();
     default:
       throw new StreamEncodingError(
         `unknown stream encoding "${name}": Mercurial defines identity, zlib and zstd-8mb`,
@@ -70,8 +68,11 @@ export function createStreamEncoder(name: string): StreamEncoder {
     case "identity":
       return { name, encode: (data) => data, flush: () => EMPTY };
     case "zlib":
-      return new ZlibEncoder();
+      return new CodecEncoder("zlib", zlibDeflater(), FLUSH.Z_NO_FLUSH, FLUSH.Z_SYNC_FLUSH);
     default:
+      if (name === "zstd-8mb" && nativeZstdAvailable()) {
+        return new CodecEncoder("zstd-8mb", zstdCompressor(), FLUSH.ZSTD_e_continue, FLUSH.ZSTD_e_flush);
+      }
       throw new StreamEncodingError(`hgedge cannot encode "${name}"; it encodes ${HGEDGE_ENCODERS.join(", ")}`);
   }
 }
@@ -94,209 +95,88 @@ export function encodingNameBytes(name: EncodingName): Uint8Array {
   return bytes(name);
 }
 
+/** A zstd-8mb decoder that a runtime without native zstd uses instead (Node 20: the CLIs). */
+let zstdFallback: (() => StreamDecoder) | undefined;
+
+/**
+ * Installs the zstd-8mb decoder used where `node:zlib` has no zstd. Only code that runs in such a
+ * runtime calls it (scripts/zstd-fallback.ts for Node 20); in workerd the native one is always used.
+ */
+export function useZstdFallback(factory: () => StreamDecoder): void {
+  zstdFallback = factory;
+}
+
+function zstdDecoder(): StreamDecoder {
+  if (nativeZstdAvailable()) return new ZstdDecoder();
+  if (zstdFallback) return zstdFallback();
+  throw new StreamEncodingError(
+    "this runtime's node:zlib has no zstd (Node < 22.15): run in workerd, or install a decoder with useZstdFallback (scripts/zstd-fallback.ts)",
+  );
+}
+
 class ZlibDecoder implements StreamDecoder {
   readonly name = "zlib";
-  private readonly inflate = new Inflate();
-  private output: Uint8Array[] = [];
-
-  constructor() {
-    this.inflate.onData = (chunk: Uint8Array) => this.output.push(chunk);
-  }
+  private readonly inflate = zlibInflater();
+  /** The zlib stream's end marker went by: Mercurial never finishes a stream, nothing may follow. */
+  private ended = false;
 
   decode(payload: Uint8Array): Uint8Array {
     if (payload.length === 0) return EMPTY;
-    if (this.inflate.ended) {
+    if (this.ended) {
       throw new StreamEncodingError("zlib stream continued after its end marker; the sender finished it early");
     }
-    this.inflate.push(payload, Z_SYNC_FLUSH);
-    if (this.inflate.err) {
-      throw new StreamEncodingError(`corrupt zlib stream: ${this.inflate.msg || this.inflate.err}`);
+    const out = this.inflate.process(payload, FLUSH.Z_SYNC_FLUSH);
+    // Input left over is past the end marker: ignored here as Python's decompressobj does (it
+    // becomes unused_data), refused from the next payload on.
+    if (this.inflate.unconsumed > 0) {
+      this.ended = true;
+      if (this.inflate.unconsumed === payload.length) {
+        throw new StreamEncodingError("zlib stream continued after its end marker; the sender finished it early");
+      }
     }
-    return this.take();
-  }
-
-  private take(): Uint8Array {
-    if (this.output.length === 0) return EMPTY;
-    const out = concatBytes(this.output);
-    this.output = [];
     return out;
   }
 }
 
-class ZlibEncoder implements StreamEncoder {
-  readonly name = "zlib";
-  private readonly deflate = new Deflate();
-  private output: Uint8Array[] = [];
-
-  constructor() {
-    this.deflate.onData = (chunk: Uint8Array) => this.output.push(chunk);
-  }
-
-  encode(data: Uint8Array): Uint8Array {
-    if (data.length > 0) this.deflate.push(data, Z_NO_FLUSH);
-    return this.take();
-  }
-
-  /** Z_SYNC_FLUSH, as Mercurial's zlibencoder.flush: output ends with 00 00 ff ff. */
-  flush(): Uint8Array {
-    this.deflate.push(EMPTY, Z_SYNC_FLUSH);
-    return this.take();
-  }
-
-  private take(): Uint8Array {
-    if (this.deflate.err) throw new StreamEncodingError(`zlib encoder failed: ${this.deflate.msg}`);
-    if (this.output.length === 0) return EMPTY;
-    const out = concatBytes(this.output);
-    this.output = [];
-    return out;
-  }
-}
-
+/**
+ * zstd-8mb: the decompressor itself refuses frames whose window is over 8 MiB (windowLogMax 23)
+ * before allocating anything, and decodes each block as soon as it is whole, however short.
+ */
 class ZstdDecoder implements StreamDecoder {
   readonly name = "zstd-8mb";
-  private output: Uint8Array[] = [];
-  /** The start of a frame or block header that is not whole yet: not given to fzstd before it is. */
-  private held: Uint8Array = EMPTY;
-  private readonly frames = new ZstdFrameScanner();
-  private readonly decompress = new ZstdDecompress((chunk) => {
-    // fzstd may hand out views of its window buffer, which it reuses: copy.
-    this.output.push(chunk.slice());
-  });
+  private readonly decompress = zstdDecompressor();
 
   decode(payload: Uint8Array): Uint8Array {
     if (payload.length === 0) return EMPTY;
-    const input = this.held.length === 0 ? payload : concatBytes([this.held, payload]);
-    // fzstd allocates the window each frame header declares (up to 2 GiB): every header in
-    // the input is checked before fzstd sees any of it.
-    const whole = this.frames.scan(input);
-    this.held = input.subarray(whole);
-    if (whole === 0) return EMPTY;
     try {
-      this.decompress.push(input.subarray(0, whole));
+      return this.decompress.process(payload, FLUSH.ZSTD_e_continue);
     } catch (error) {
-      throw new StreamEncodingError(`corrupt zstd stream: ${(error as Error).message}`);
-    }
-    if (this.output.length === 0) return EMPTY;
-    const out = concatBytes(this.output);
-    this.output = [];
-    return out;
-  }
-}
-
-const ZSTD_MAGIC = 0xfd2fb528;
-/** Skippable frames (RFC 8878 §3.1.2): magic 0x184D2A5?, a 4-byte size, that many bytes. */
-const ZSTD_SKIPPABLE_MASK = 0xfffffff0;
-const ZSTD_SKIPPABLE_MAGIC = 0x184d2a50;
-
-/**
- * Follows a zstd stream's structure (RFC 8878 §3.1) — frame header, blocks (3-byte headers with
- * their sizes), optional checksum, next frame — without decompressing, so that the window of
- * every frame is known before its bytes reach the decoder. State carries over between calls;
- * each call is given the bytes the previous one did not take, then new ones.
- */
-class ZstdFrameScanner {
-  /** Bytes of the current block, checksum or skippable frame still to pass over. */
-  private skip = 0;
-  /** What the next header is, once `skip` is done. */
-  private phase: "frame" | "block" = "frame";
-  /** The current frame has a 4-byte checksum after its last block. */
-  private checksum = false;
-  private checksumNext = false;
-
-  /** How many bytes of `input`, from its start, are past the headers checked so far. */
-  scan(input: Uint8Array): number {
-    let at = 0;
-    for (;;) {
-      if (this.skip > 0) {
-        const passed = Math.min(this.skip, input.length - at);
-        this.skip -= passed;
-        at += passed;
-        if (this.skip > 0) return at;
+      // zstd's ZSTD_error_frameParameter_windowTooLarge, the one refusal worth its own words.
+      if (error instanceof StreamEncodingError && /too much memory/i.test(error.message)) {
+        throw new StreamEncodingError(`zstd frame declares a window over zstd-8mb's 8 MiB (${error.reason})`);
       }
-      if (this.checksumNext) {
-        this.checksumNext = false;
-        this.skip = 4;
-        continue;
-      }
-      if (at === input.length) return at;
-      const headerLength = this.phase === "frame" ? this.frameHeader(input.subarray(at)) : this.blockHeader(input.subarray(at));
-      if (headerLength === undefined) return at; // hold the incomplete header
-      at += headerLength;
+      throw error;
     }
   }
-
-  private frameHeader(b: Uint8Array): number | undefined {
-    if (b.length < 4) return undefined;
-    const magic = littleEndian32(b, 0);
-    if ((magic & ZSTD_SKIPPABLE_MASK) >>> 0 === ZSTD_SKIPPABLE_MAGIC) {
-      if (b.length < 8) return undefined;
-      this.skip = littleEndian32(b, 4);
-      return 8; // then another frame
-    }
-    if (magic !== ZSTD_MAGIC) throw new StreamEncodingError("not a zstd frame: each frame must start with the zstd magic number");
-    const length = zstdFrameHeaderLength(b);
-    if (length === undefined || b.length < length) return undefined;
-    const window = zstdWindowSize(b) as number;
-    if (window > ZSTD_MAX_WINDOW) throw new StreamEncodingError(`zstd frame declares a ${window}-byte window, over zstd-8mb's 8 MiB`);
-    this.checksum = zstdFrameLayout(b[4] as number).checksum;
-    this.phase = "block";
-    return length;
-  }
-
-  private blockHeader(b: Uint8Array): number | undefined {
-    if (b.length < 3) return undefined;
-    const header = (b[0] as number) | ((b[1] as number) << 8) | ((b[2] as number) << 16);
-    const type = (header >> 1) & 3;
-    if (type === 3) throw new StreamEncodingError("corrupt zstd stream: reserved block type");
-    const last = (header & 1) === 1;
-    // An RLE block carries one byte, repeated Block_Size times; raw and compressed ones carry Block_Size bytes.
-    this.skip = type === 1 ? 1 : header >>> 3;
-    this.phase = last ? "frame" : "block";
-    this.checksumNext = last && this.checksum;
-    return 3;
-  }
 }
 
-function littleEndian32(b: Uint8Array, at: number): number {
-  return ((b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16) | ((b[at + 3] as number) << 24)) >>> 0;
-}
+/** zlib or zstd-8mb output: compressed as it comes, flushed so that the receiver decodes everything so far. */
+class CodecEncoder implements StreamEncoder {
+  constructor(
+    readonly name: EncodingName,
+    private readonly codec: NativeCodec,
+    private readonly keep: number,
+    private readonly flushMode: number,
+  ) {}
 
-/** What a frame header's descriptor byte (RFC 8878 §3.1.1.1.1) says about the header's layout. */
-function zstdFrameLayout(descriptor: number) {
-  const singleSegment = (descriptor & 0x20) !== 0;
-  const fcsFlag = descriptor >> 6;
-  const dictionaryBytes = [0, 1, 2, 4][descriptor & 3] as number;
-  const fcsBytes = fcsFlag === 0 ? (singleSegment ? 1 : 0) : 1 << fcsFlag;
-  const fcsAt = 5 + (singleSegment ? 0 : 1) + dictionaryBytes;
-  return { singleSegment, fcsBytes, fcsAt, headerLength: fcsAt + fcsBytes, checksum: (descriptor & 0x04) !== 0 };
-}
-
-/** The length of the frame header starting `b` (magic included), once its descriptor is there. */
-function zstdFrameHeaderLength(b: Uint8Array): number | undefined {
-  return b.length < 5 ? undefined : zstdFrameLayout(b[4] as number).headerLength;
-}
-
-/**
- * The window a zstd frame header declares (RFC 8878 §3.1.1.1), or undefined while the header is
- * incomplete. A single-segment frame's window is its content size. Mercurial's zstd-8mb decoder
- * refuses windows over 8 MiB (max_window_size), and so do we, before anything is allocated.
- * Every frame of a stream is checked (ZstdFrameScanner), though Mercurial writes one per stream.
- */
-export function zstdWindowSize(b: Uint8Array): number | undefined {
-  if (b.length < 5) return undefined;
-  if (b[0] !== 0x28 || b[1] !== 0xb5 || b[2] !== 0x2f || b[3] !== 0xfd) {
-    throw new StreamEncodingError("not a zstd frame: the stream must start with the zstd magic number");
+  encode(data: Uint8Array): Uint8Array {
+    return data.length > 0 ? this.codec.process(data, this.keep) : EMPTY;
   }
-  const { singleSegment, fcsBytes, fcsAt, headerLength } = zstdFrameLayout(b[4] as number);
-  if (b.length < headerLength) return undefined;
-  if (!singleSegment) {
-    const windowDescriptor = b[5] as number;
-    const base = 2 ** (10 + (windowDescriptor >> 3));
-    return base + (base / 8) * (windowDescriptor & 7);
+
+  /** zlib: Z_SYNC_FLUSH, as Mercurial's zlibencoder.flush (output ends 00 00 ff ff); zstd: a block flush. */
+  flush(): Uint8Array {
+    return this.codec.process(EMPTY, this.flushMode);
   }
-  let size = 0;
-  for (let i = fcsBytes - 1; i >= 0; i--) size = size * 256 + (b[fcsAt + i] as number);
-  return fcsBytes === 2 ? size + 256 : size;
 }
 
 export { EMPTY as EMPTY_BYTES };

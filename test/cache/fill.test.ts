@@ -39,7 +39,7 @@ interface Run {
   error?: unknown;
 }
 
-async function run(chunks: Uint8Array[], options: { failAfter?: number; bucket?: R2Bucket; partSize?: number; cancelAfter?: number } = {}): Promise<Run> {
+async function run(chunks: Uint8Array[], options: { failAfter?: number; bucket?: R2Bucket; partSize?: number; cancelAfter?: number; maxBytes?: number } = {}): Promise<Run> {
   const name = uniqueName();
   const pending: Promise<unknown>[] = [];
   let resolveOutcome: (o: FillOutcome) => void = () => undefined;
@@ -50,6 +50,7 @@ async function run(chunks: Uint8Array[], options: { failAfter?: number; bucket?:
     writer,
     waitUntil: (p) => pending.push(p),
     onOutcome: resolveOutcome,
+    ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
   });
   const reader = stream.getReader();
   const received: Uint8Array[] = [];
@@ -84,6 +85,16 @@ describe("fill while streaming", () => {
     expect(result.received).toEqual(body);
     expect(result.outcome.committed).toBe(true);
     expect(result.stored).toEqual(payload);
+  });
+
+  it("gives up the fill of an answer larger than maxBytes and still passes all of it through", async () => {
+    const body = encodeOkResponse(1, payload);
+    const over = await run(split(body, 1000), { maxBytes: payload.length - 1 });
+    expect(over.received).toEqual(body);
+    expect(over.outcome).toMatchObject({ committed: false, reason: expect.stringMatching(/larger than/) });
+    expect(over.stored).toBeNull();
+    const exact = await run(split(body, 1000), { maxBytes: payload.length });
+    expect(exact.outcome.committed).toBe(true);
   });
 
   it("stores what a redirect target must serve for a real recorded response", async () => {

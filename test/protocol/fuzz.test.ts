@@ -350,8 +350,8 @@ describe("defects found by fuzzing, fixed", () => {
   const SIXTEEN_MIB = 16 * 1024 * 1024;
 
   it("zstd-8mb refuses a single-segment frame declaring 16 MiB, as Mercurial's decoder does", () => {
-    // fzstd would allocate the declared size: a 137-byte response body could make it allocate
-    // 2 GiB (content size 0x7f000000), far beyond a Worker's 128 MB.
+    // A decoder allocating the declared size would take 2 GiB for a 137-byte response body
+    // (content size 0x7f000000), far beyond a Worker's 128 MB: windowLogMax refuses it first.
     expect(() => createStreamDecoder("zstd-8mb").decode(zstdHeaderDeclaring(SIXTEEN_MIB, true))).toThrow(StreamEncodingError);
   });
 
@@ -366,28 +366,33 @@ describe("defects found by fuzzing, fixed", () => {
   });
 
   describe(`zstd-8mb checks every frame of a stream (${FIXED_DEFECTS.zstdLaterFrame})`, () => {
-    /** A single-segment frame of `content` in one raw block, optionally with a checksum. */
-    const smallFrame = (content: number[], checksum = false) => {
+    /**
+     * A single-segment frame of `content` in one raw block, optionally with its checksum (the low
+     * 4 bytes of XXH64, little-endian: zstd verifies it, as Mercurial's decoder does).
+     */
+    const smallFrame = (content: number[], checksum?: number[]) => {
       const block = (content.length << 3) | 1;
-      return [0x28, 0xb5, 0x2f, 0xfd, checksum ? 0x24 : 0x20, content.length, block & 0xff, (block >> 8) & 0xff, block >> 16, ...content, ...(checksum ? [0, 0, 0, 0] : [])];
+      return [0x28, 0xb5, 0x2f, 0xfd, checksum ? 0x24 : 0x20, content.length, block & 0xff, (block >> 8) & 0xff, block >> 16, ...content, ...(checksum ?? [])];
     };
-    const second = zstdHeaderDeclaring(SIXTEEN_MIB, true); // 0x7f000000 here makes fzstd allocate 2 GiB
+    /** XXH64 checksums of the contents used below, as zstd computes them. */
+    const CHECKSUM_OF_B = [0xf9, 0x57, 0x32, 0x06];
+    const CHECKSUM_OF_10_C = [0xaf, 0xe7, 0x39, 0x2a];
+    const second = zstdHeaderDeclaring(SIXTEEN_MIB, true);
 
     it.each([
       ["in one payload", [Uint8Array.from([...smallFrame([0x42, 0x43]), ...second])]],
       ["in the next payload", [Uint8Array.from(smallFrame([0x42, 0x43])), second]],
       ["split inside its header", [Uint8Array.from([...smallFrame([0x42, 0x43]), ...second.subarray(0, 7)]), second.subarray(7)]],
-      ["after a frame with a checksum", [Uint8Array.from([...smallFrame([0x42], true), ...second])]],
+      ["after a frame with a checksum", [Uint8Array.from([...smallFrame([0x42], CHECKSUM_OF_B), ...second])]],
       ["after a skippable frame", [Uint8Array.from([...smallFrame([0x42]), 0x5e, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 9, 9, 9, ...second])]],
     ])("refuses a 16 MiB window in a later frame %s", (_, payloads) => {
       const decoder = createStreamDecoder("zstd-8mb");
-      expect(() => payloads.forEach((p) => decoder.decode(p))).toThrow(/16777216-byte window/);
+      expect(() => payloads.forEach((p) => decoder.decode(p))).toThrow(/window over zstd-8mb's 8 MiB/);
     });
 
     it("decodes a stream of several frames (raw, RLE, checksummed) in any split", () => {
       const rle = [0x28, 0xb5, 0x2f, 0xfd, 0x20, 5, (5 << 3) | (1 << 1) | 1, 0, 0, 0x7a]; // RLE block: "zzzzz"
-      // The last frame is 18 bytes or more: fzstd holds back a shorter frame until the stream's end (a known limit).
-      const stream = Uint8Array.from([...smallFrame([0x61, 0x62]), ...rle, ...smallFrame(new Array<number>(10).fill(0x63), true)]);
+      const stream = Uint8Array.from([...smallFrame([0x61, 0x62]), ...rle, ...smallFrame(new Array<number>(10).fill(0x63), CHECKSUM_OF_10_C)]);
       for (let cut = 0; cut <= stream.length; cut++) {
         const decoder = createStreamDecoder("zstd-8mb");
         const out = [...decoder.decode(stream.subarray(0, cut)), ...decoder.decode(stream.subarray(cut))];
@@ -395,9 +400,14 @@ describe("defects found by fuzzing, fixed", () => {
       }
     });
 
+    it("refuses a frame whose checksum does not match its content", () => {
+      const decoder = createStreamDecoder("zstd-8mb");
+      expect(() => decoder.decode(Uint8Array.from(smallFrame([0x42], CHECKSUM_OF_10_C)))).toThrow(/corrupt zstd stream/);
+    });
+
     it("refuses bytes after a frame that do not start another one", () => {
       const decoder = createStreamDecoder("zstd-8mb");
-      expect(() => decoder.decode(Uint8Array.from([...smallFrame([0x61]), 1, 2, 3, 4]))).toThrow(/zstd magic number/);
+      expect(() => decoder.decode(Uint8Array.from([...smallFrame([0x61]), 1, 2, 3, 4]))).toThrow(/corrupt zstd stream/);
     });
   });
 

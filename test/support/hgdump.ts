@@ -157,7 +157,7 @@ function dumpFramePayload(
     const [name, ...rest] = items;
     if (name !== undefined) {
       try {
-        stream.decoder = createStreamDecoder(name instanceof Uint8Array ? new TextDecoder().decode(name) : String(name), rest);
+        stream.decoder = decoderAsRecorded(name instanceof Uint8Array ? new TextDecoder().decode(name) : String(name), rest);
         out.push(`  -> stream ${f.streamId} decoder set to ${pyRepr(name as Uint8Array)}\n`);
       } catch (error) {
         out.push(`  !! cannot set stream decoder ${pyRepr(name as Uint8Array)}: ${errorText(error)}\n`);
@@ -318,4 +318,63 @@ function indent(s: string, n: number): string {
     .split("\n")
     .map((line) => pad + line)
     .join("\n");
+}
+
+/**
+ * Our stream decoder, releasing bytes when Mercurial's recorded one did. The recordings' zstd
+ * (python-zstandard 0.13, zstd 1.4) gives out a block's content only once the block is whole;
+ * today's zstd, which hgedge uses, streams a raw block's bytes as they arrive. The bytes are the
+ * same, only sooner: fed whole blocks, ours gives exactly what the dumps recorded per frame.
+ */
+function decoderAsRecorded(name: string, settings: CborValue[]): StreamDecoder {
+  const decoder = createStreamDecoder(name, settings);
+  return name === "zstd-8mb" ? new WholeZstdBlocks(decoder) : decoder;
+}
+
+class WholeZstdBlocks implements StreamDecoder {
+  readonly name = "zstd-8mb";
+  private held = new Uint8Array(0);
+  /** What comes next: a frame header, a block header, or a 4-byte checksum. */
+  private next: "frame" | "block" | "checksum" = "frame";
+  private checksum = false;
+
+  constructor(private readonly inner: StreamDecoder) {}
+
+  decode(payload: Uint8Array): Uint8Array {
+    const input = new Uint8Array(this.held.length + payload.length);
+    input.set(this.held);
+    input.set(payload, this.held.length);
+    const whole = this.wholeUnits(input);
+    this.held = input.slice(whole);
+    return this.inner.decode(input.subarray(0, whole));
+  }
+
+  /** How many bytes of `input` are whole frame headers, blocks and checksums (RFC 8878 §3.1.1). */
+  private wholeUnits(b: Uint8Array): number {
+    let at = 0;
+    for (;;) {
+      if (this.next === "frame") {
+        if (b.length - at < 5) return at;
+        const descriptor = b[at + 4] as number;
+        const single = (descriptor & 0x20) !== 0;
+        const fcs = descriptor >> 6 === 0 ? (single ? 1 : 0) : 1 << (descriptor >> 6);
+        const length = 5 + (single ? 0 : 1) + ([0, 1, 2, 4][descriptor & 3] as number) + fcs;
+        if (b.length - at < length) return at;
+        this.checksum = (descriptor & 0x04) !== 0;
+        this.next = "block";
+        at += length;
+      } else if (this.next === "block") {
+        if (b.length - at < 3) return at;
+        const header = (b[at] as number) | ((b[at + 1] as number) << 8) | ((b[at + 2] as number) << 16);
+        const length = 3 + (((header >> 1) & 3) === 1 ? 1 : header >>> 3);
+        if (b.length - at < length) return at;
+        if (header & 1) this.next = this.checksum ? "checksum" : "frame";
+        at += length;
+      } else {
+        if (b.length - at < 4) return at;
+        this.next = "frame";
+        at += 4;
+      }
+    }
+  }
 }
