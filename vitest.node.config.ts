@@ -12,10 +12,9 @@ export default defineConfig({
     include: ["test/node/**/*.test.ts"],
     // Console output (and the edge's, see test/support/node-setup.ts) only for failing tests.
     silent: "passed-only",
-    setupFiles: ["test/support/node-setup.ts"],
-    environment: "node",
     // Node 20's node:zlib has no zstd: the Node-only decoder the CLIs use (the Worker's is native).
-    setupFiles: ["./scripts/zstd-fallback.ts"],
+    setupFiles: ["test/support/node-setup.ts", "./scripts/zstd-fallback.ts"],
+    environment: "node",
     testTimeout: 180_000,
     hookTimeout: 120_000,
     // Real hg processes are CPU-heavy; two cores on CI.
