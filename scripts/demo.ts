@@ -207,7 +207,7 @@ interface Clone {
 class Demo {
   private clones = 0;
   readonly rows: Row[] = [];
-  private originLog = "";
+  private notes = "";
 
   constructor(
     private readonly work: string,
@@ -246,7 +246,7 @@ class Demo {
   }
 
   note(text: string): void {
-    this.originLog += `${text}\n`;
+    this.notes += `${text}\n`;
   }
 
   /** The one table, bytes also as a share of a direct clone's. */
@@ -258,7 +258,7 @@ class Demo {
     }
     const widths = lines[0]!.map((_, column) => Math.max(...lines.map((line) => line[column]!.length)));
     const render = (line: string[]) => line.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd();
-    return [render(lines[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...lines.slice(1).map(render), "", this.originLog.trimEnd()].join("\n");
+    return [render(lines[0]!), widths.map((w) => "-".repeat(w)).join("  "), ...lines.slice(1).map(render), "", this.notes.trimEnd()].join("\n");
   }
 }
 
