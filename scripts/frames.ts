@@ -23,14 +23,13 @@ import { createReadStream } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { pathToFileURL } from "node:url";
 import { bytes, cborMap, type CborMap, type CborScalar, type CborValue } from "../src/protocol/cbor.ts";
-import { ProtocolError } from "../src/protocol/errors.ts";
 import { fromHex } from "../src/protocol/hex.ts";
-import { FrameInspector, cborToJson } from "../src/protocol/inspect.ts";
 import { encodeRequestBody } from "../src/protocol/requests.ts";
+import { ProtocolError } from "../src/protocol/errors.ts";
+import { FrameInspector, cborToJson } from "../src/protocol/inspect.ts";
 
-const USAGE =
-  "usage: npm run -s frames -- decode [--payloads] FILE   (FILE - reads standard input)\n" +
-  "       npm run -s frames -- encode [--redirect TARGET] [--encodings LIST] COMMAND ['{\"arg\": …}']\n";
+const USAGE = "usage: npm run -s frames -- decode [--payloads] FILE   (FILE - reads standard input)\n";
+const ENCODE_USAGE = "       npm run -s frames -- encode [--redirect TARGET] [--encodings LIST] COMMAND ['{\"arg\": …}']\n";
 
 export interface CliIo {
   stdin: Readable;
@@ -44,7 +43,7 @@ export async function runFramesCli(args: string[], io: CliIo): Promise<number> {
   const payloads = rest.includes("--payloads");
   const files = rest.filter((a) => a !== "--payloads");
   if (command !== "decode" || files.length !== 1 || rest.some((a) => a.startsWith("--") && a !== "--payloads")) {
-    io.stderr.write(USAGE);
+    io.stderr.write(USAGE + ENCODE_USAGE);
     return 2;
   }
   const file = files[0] as string;
@@ -105,7 +104,7 @@ function encodeCommand(args: string[], io: CliIo): number {
     return 0;
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    io.stderr.write(`frames: ${error.message}\n${USAGE}`);
+    io.stderr.write(`frames: ${error.message}\n${USAGE}${ENCODE_USAGE}`);
     return 2;
   }
 }
