@@ -28,7 +28,9 @@ const USAGE = `usage: npm run warm -- <edge url> <repo path> [options]
                            --header 'Authorization: Basic dXNlcjpwYXNz'
   --concurrency N          objects warmed at once (default 2; keep it at or below the edge's
                            FILL_CONCURRENCY, or the edge skips storing some misses)
-  --state FILE             where finished objects are recorded (default: under ~/.cache/hgedge/warm/)
+  --state FILE             where finished objects are recorded (default: under ~/.cache/hgedge/warm/);
+                           a re-run checks each one (one request, headers only) and warms again
+                           what the edge no longer has (after a purge or a new CACHE_VERSION)
   --fresh                  ignore what the state file says was done
   --max-requests N         send at most N cacheable requests, then stop (exit 3 if objects are left)
   --verify                 afterwards, ask for every object again and check it comes from the cache

@@ -116,8 +116,17 @@ export class EdgeClient {
   /**
    * Sends one cacheable request and reads its answer: all of it on a miss or an inline hit (the
    * edge commits an object only once the whole answer went through), one frame on a redirect.
+   * `checkOnly` (an object an earlier run recorded) stops at the response headers when they say
+   * the edge answered from its cache: no object byte is read; a miss is read as any other.
    */
-  async warm(apiUrl: string, name: string, args: CborMap, targets: string[], onBytes: (objectBytes: number, fraction?: number) => void): Promise<WarmAnswer> {
+  async warm(
+    apiUrl: string,
+    name: string,
+    args: CborMap,
+    targets: string[],
+    onBytes: (objectBytes: number, fraction?: number) => void,
+    checkOnly = false,
+  ): Promise<WarmAnswer> {
     const response = await this.post(apiUrl, name, args, targets.length > 0 ? { targets, hashes: [...REDIRECT_HASHES] } : undefined);
     const cache = response.headers.get(CACHE_HEADER);
     if (!cache) {
@@ -132,6 +141,10 @@ export class EdgeClient {
       );
     }
     const answer: WarmAnswer = { cache, fillSkipped: response.headers.get(FILL_HEADER) === "skipped", objectBytes: 0, wireBytes: 0 };
+    if (checkOnly && cache !== "MISS") {
+      await response.body?.cancel();
+      return answer;
+    }
     const reader = new ResponseReader({ emitBody: true, decodeObjects: false });
     const items = new ItemProgress(name);
     let failure: string | undefined;

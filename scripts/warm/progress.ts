@@ -73,7 +73,8 @@ export class ItemProgress {
 }
 
 /** `cancelled`: stopped by an interrupt, so still to do. */
-export type Outcome = "hit" | "miss" | "not-stored" | "failed" | "cancelled";
+/** `still-cached`: done by an earlier run, and the edge still has it (checked). */
+export type Outcome = "hit" | "miss" | "not-stored" | "failed" | "cancelled" | "still-cached";
 
 interface Flight {
   command: string;
@@ -148,6 +149,13 @@ export class Progress {
     }
     if (outcome === "failed") {
       this.counts.failed++;
+      return;
+    }
+    if (outcome === "still-cached") {
+      this.bytesThisRun -= flight.bytes;
+      this.addDone(flight.command, bytes);
+      this.counts.resumed++;
+      this.resumedBytes += bytes;
       return;
     }
     this.addDone(flight.command, bytes);

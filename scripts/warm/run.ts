@@ -39,9 +39,15 @@ export interface WarmSummary {
   changesets: number;
   batchSizes: { manifestdata: number; filesdata: number };
   planned: number;
-  /** Done by an earlier run, not sent again. */
+  /** Done by an earlier run and, checked now, still in the edge's cache. */
   skipped: number;
-  /** Cacheable requests sent in this run (the verification pass not included). */
+  /**
+   * Objects an earlier run recorded, asked for again with one request each and read only up to
+   * the response headers when cached; `gone` were no longer cached (a purge, a new
+   * CACHE_VERSION) and were warmed again (counted in `sent` and `misses`).
+   */
+  rechecked: { checked: number; gone: number };
+  /** Cacheable requests sent to warm an object in this run (checks answered from the cache and the verification pass not included). */
   sent: number;
   hits: number;
   misses: number;
@@ -86,6 +92,7 @@ export async function warm(options: WarmOptions): Promise<WarmSummary> {
     batchSizes,
     planned: plan.length,
     skipped: 0,
+    rechecked: { checked: 0, gone: 0 },
     sent: 0,
     hits: 0,
     misses: 0,
@@ -101,24 +108,39 @@ export async function warm(options: WarmOptions): Promise<WarmSummary> {
   };
   const progress = new Progress(plan.map((p) => p.command));
   const items = plan.map((request) => ({ request, id: requestIdentity(request.command, request.args) }));
-  const todo = items.filter(({ request, id }) => {
-    const done = state.get(id);
-    if (done) progress.resumed(request.command, done.bytes);
-    return !done;
-  });
-  summary.skipped = items.length - todo.length;
+  // What an earlier run finished is checked, not trusted: the cache may have been purged since.
+  const recorded = items.filter(({ id }) => state.get(id));
+  const todo = [...recorded, ...items.filter(({ id }) => !state.get(id))];
 
   const renderer = startRenderer(options, progress);
   let completed = false;
   try {
     await runPool(todo, options, summary, async ({ request, id }) => {
       progress.start(id, request.command);
+      const earlier = state.get(id);
       let outcome: Outcome = "failed";
       let bytes = 0;
+      if (earlier) summary.rechecked.checked++;
+      else summary.sent++;
       try {
-        const answer = await client.warm(handshake.apiUrl, request.command, request.args, handshake.targets, (n, fraction) =>
-          progress.update(id, n, fraction),
+        const answer = await client.warm(
+          handshake.apiUrl,
+          request.command,
+          request.args,
+          handshake.targets,
+          (n, fraction) => progress.update(id, n, fraction),
+          earlier !== undefined,
         );
+        if (earlier && answer.cache !== "MISS") {
+          summary.skipped++;
+          outcome = "still-cached";
+          bytes = earlier.bytes;
+          return;
+        }
+        if (earlier) {
+          summary.rechecked.gone++;
+          summary.sent++;
+        }
         bytes = answer.objectBytes;
         summary.objectBytes += answer.objectBytes;
         summary.wireBytes += answer.wireBytes;
@@ -129,6 +151,8 @@ export async function warm(options: WarmOptions): Promise<WarmSummary> {
         else summary.notStored++;
         if (outcome !== "not-stored") {
           state.record(id, { command: request.command, batch: request.batch, bytes, cache: answer.cache, at: new Date().toISOString() });
+        } else {
+          state.forget(id);
         }
       } catch (error) {
         if (options.signal?.aborted) outcome = "cancelled";
@@ -143,7 +167,7 @@ export async function warm(options: WarmOptions): Promise<WarmSummary> {
     // After a fatal error the last progress line would only mislead: the message says it all.
     renderer.stop(completed || Boolean(options.signal?.aborted));
   }
-  summary.remaining = todo.length - summary.hits - summary.misses;
+  summary.remaining = todo.length - summary.skipped - summary.hits - summary.misses;
   if (options.verify && !summary.stopped) summary.verified = await verify(client, handshake, items, state);
   summary.discoveryBytes = client.discoveryBytes;
   summary.requests = Object.fromEntries(client.sent);
@@ -191,7 +215,6 @@ async function runPool(items: Item[], options: WarmOptions, summary: WarmSummary
       }
       const item = items[next++];
       if (!item) return;
-      summary.sent++;
       try {
         await work(item);
       } catch (error) {
@@ -246,7 +269,7 @@ export function formatSummary(s: WarmSummary): string {
     `warmed ${s.repoUrl} in ${s.seconds.toFixed(1)} s: ${s.planned} objects planned from ${s.changesets} changesets`,
     `  this run: ${s.sent} cacheable requests — ${s.hits} hits, ${s.misses} misses stored, ${s.notStored} misses not stored (edge busy), ${s.failed.length} failed`,
     `  X-Hgedge-Cache: ${Object.entries(s.cacheHeaders).map(([k, v]) => `${k} ${v}`).join(", ") || "none"}`,
-    `  skipped: ${s.skipped} done by an earlier run (state ${s.stateFile})`,
+    `  skipped: ${s.skipped} done by an earlier run and still cached (state ${s.stateFile}; ${s.rechecked.checked} checked, ${s.rechecked.gone} no longer cached and warmed again)`,
     `  bytes: ${formatBytes(s.objectBytes)} of objects (${s.objectBytes} B), ${formatBytes(s.wireBytes)} received for them, ` +
       `${formatBytes(s.discoveryBytes)} for capabilities, heads and changesetdata`,
     `  requests: ${Object.entries(s.requests).map(([k, v]) => `${k} ${v}`).join(", ")}`,

@@ -99,7 +99,7 @@ describe("frames decode", () => {
   });
 
   it("refuses misuse with the usage line", async () => {
-    for (const args of [[], ["encode", "x"], ["decode"], ["decode", "--bogus", "x"]]) {
+    for (const args of [[], ["bogus", "x"], ["decode"], ["decode", "--bogus", "x"]]) {
       const { code, stderr } = await run(args);
       expect(code).toBe(2);
       expect(stderr).toContain("usage:");

@@ -22,6 +22,7 @@ import { mapGet } from "../../src/protocol/cbor.ts";
 import { parseRequestBody } from "../../src/protocol/requests.ts";
 
 const HG_TIMEOUT = 150_000;
+const ADMIN_TOKEN = "warm-test-admin-token-0123456789abcdef0123";
 const hg56 = skipUnlessAvailable(hg56Path(), "Mercurial 5.6.1 (.tools/bin/hg-5.6.1)");
 const CACHEABLE = /\/api\/exp-http-v2-0003\/ro\/(manifestdata|filesdata|filedata)$/;
 const TSX = path.join(projectRoot, "node_modules/.bin/tsx");
@@ -104,7 +105,7 @@ describe.skipIf(hg56.skip)(`npm run warm against a real origin${hg56.skip ? ` (s
     stack = await startStack(
       HG56,
       originDir(),
-      { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `warm-${Date.now()}` },
+      { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `warm-${Date.now()}`, ADMIN_TOKEN },
       {
         originConfig: [
           "--config", "experimental.server.manifestdata.recommended-batch-size=16",
@@ -137,7 +138,7 @@ describe.skipIf(hg56.skip)(`npm run warm against a real origin${hg56.skip ? ` (s
     expect(recorder.exchanges.find((e) => e.path.endsWith("/ro/heads"))?.requestHeaders.authorization).toBe(auth);
     expect(Object.keys(JSON.parse(await readFile(stateFile, "utf8")).done)).toHaveLength(3);
 
-    // 2. Resumed: the three finished objects are skipped, the others fetched once each.
+    // 2. Resumed: the three finished objects are checked and skipped, the others fetched once each.
     const second = await runWarm([edge.url, "/", "--state", stateFile, "--json"]);
     expect(second.code, second.stderr + second.stdout).toBe(0);
     const resumed = summaryOf(second);
@@ -151,10 +152,14 @@ describe.skipIf(hg56.skip)(`npm run warm against a real origin${hg56.skip ? ` (s
     expect(new Set(asSent.map((e) => e.requestBody.toString("hex"))).size).toBe(capped.planned);
     expect(atOrigin.filter((e) => !haveParents(e)).length).toBeGreaterThanOrEqual(1);
 
+    // The second run checked the three recorded objects first: each was still cached.
+    expect(resumed.rechecked).toEqual({ checked: 3, gone: 0 });
+
     // 3. A real clone: every manifestdata/filesdata it sends is answered from the cache. The
-    // warm-up's own log lines are all in before the clone's are counted.
-    await edge.logged((output) => edgeCacheLines(output, 0).length >= capped.planned);
-    expect(edgeCacheLines(edge.output(), 0)).toHaveLength(capped.planned);
+    // warm-up's own log lines (every object once, and the three checks) are all in before the
+    // clone's are counted.
+    await edge.logged((output) => edgeCacheLines(output, 0).length >= capped.planned + 3);
+    expect(edgeCacheLines(edge.output(), 0)).toHaveLength(capped.planned + 3);
     const before = recorder.exchanges.length;
     const logOffset = edge.output().length;
     const dest = path.join(work, "clone");
@@ -174,6 +179,24 @@ describe.skipIf(hg56.skip)(`npm run warm against a real origin${hg56.skip ? ` (s
     expect(summaryOf(again)).toMatchObject({ sent: capped.planned, hits: capped.planned, misses: 0, verified: { checked: capped.planned, notCached: 0 } });
     expect(summaryOf(again).cacheHeaders).toEqual({ REDIRECT: capped.planned });
     expect(cacheableAtOrigin(recorder.exchanges.slice(before))).toEqual([]);
+
+    // 5. After an admin purge the state file is wrong: a re-run checks each recorded object,
+    // finds none cached, and warms them all again rather than claim a warm cache.
+    const beforePurge = recorder.exchanges.length;
+    const purged = await fetch(`${edge.url}/.hgedge/admin/purge`, { method: "POST", headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ repo: "/" }) });
+    expect(((await purged.json()) as { deleted: number }).deleted).toBeGreaterThanOrEqual(capped.planned);
+    const afterPurge = await runWarm([edge.url, "/", "--state", stateFile, "--json"]);
+    expect(afterPurge.code, afterPurge.stderr).toBe(0);
+    expect(summaryOf(afterPurge)).toMatchObject({ skipped: 0, rechecked: { checked: capped.planned, gone: capped.planned }, sent: capped.planned, misses: capped.planned, remaining: 0 });
+    // Each object once (the batch with the removal now straight in the working form, see step 2).
+    expect(cacheableAtOrigin(recorder.exchanges.slice(beforePurge))).toHaveLength(capped.planned);
+
+    // 6. And once warm again, a re-run confirms it with one request per object and no object byte.
+    const beforeCheck = recorder.exchanges.length;
+    const confirmed = await runWarm([edge.url, "/", "--state", stateFile, "--json"]);
+    expect(confirmed.code, confirmed.stderr).toBe(0);
+    expect(summaryOf(confirmed)).toMatchObject({ skipped: capped.planned, rechecked: { checked: capped.planned, gone: 0 }, sent: 0, misses: 0, objectBytes: 0, remaining: 0 });
+    expect(cacheableAtOrigin(recorder.exchanges.slice(beforeCheck))).toEqual([]);
   }, HG_TIMEOUT);
 
   it("prints progress lines and a readable summary when not on a terminal", async () => {
