@@ -1,8 +1,9 @@
 /**
  * The content route: `GET|HEAD /.hgedge/objects/<object name>` serves one cached command
- * response from R2, for clients that were sent here by a content redirect (design.md, "Content
- * route"). Objects are immutable and named by the hash of what they answer, so every answer is a
- * strong, forever-cacheable representation: its entity tag is the SHA-256 of its bytes.
+ * response from R2, for clients that were sent here by a content redirect (docs/architecture.md,
+ * "⑤ The content route"). Objects are immutable and named by the hash of what they answer, so
+ * every answer is a strong, forever-cacheable representation: its entity tag is the SHA-256 of
+ * its bytes.
  *
  * HTTP semantics implemented here, all from RFC 9110:
  * - §13.1.2 If-None-Match (weak comparison, `*`, lists) → 304 (§15.4.5).
