@@ -16,13 +16,17 @@ export type AskOrigin = (url: string, init: RequestInit) => Promise<Response>;
 export class AccessMemo {
   private readonly granted = new Map<string, number>();
 
-  constructor(private readonly ttlSeconds: number) {}
+  /** `originTimeoutMs`: how long the origin may take to answer the check (ORIGIN_TIMEOUT_MS). */
+  constructor(
+    private readonly ttlSeconds: number,
+    private readonly originTimeoutMs: number,
+  ) {}
 
   async mayRead(request: Request, originRepoUrl: URL, askOrigin: AskOrigin, now = Date.now()): Promise<boolean> {
     const id = await credentialId(originRepoUrl, request.headers);
     const until = this.granted.get(id);
     if (until !== undefined && until > now) return true;
-    const allowed = await askOriginWhether(request, originRepoUrl, askOrigin);
+    const allowed = await askOriginWhether(request, originRepoUrl, askOrigin, this.originTimeoutMs);
     if (allowed) this.remember(id, now + this.ttlSeconds * 1000);
     else this.granted.delete(id);
     return allowed;
@@ -39,7 +43,7 @@ async function credentialId(originRepoUrl: URL, headers: Headers): Promise<strin
   return toHex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(material)));
 }
 
-async function askOriginWhether(request: Request, originRepoUrl: URL, askOrigin: AskOrigin): Promise<boolean> {
+async function askOriginWhether(request: Request, originRepoUrl: URL, askOrigin: AskOrigin, timeoutMs: number): Promise<boolean> {
   const url = new URL(originRepoUrl.href);
   url.search = "?cmd=capabilities";
   const headers = new Headers({ accept: "application/mercurial-0.1" });
@@ -48,7 +52,7 @@ async function askOriginWhether(request: Request, originRepoUrl: URL, askOrigin:
     if (value) headers.set(name, value);
   }
   try {
-    const response = await askOrigin(url.href, { method: "GET", headers, redirect: "manual", signal: AbortSignal.timeout(10_000) });
+    const response = await askOrigin(url.href, { method: "GET", headers, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
     await response.body?.cancel();
     return response.status === 200 && (response.headers.get("content-type") ?? "").startsWith("application/mercurial-");
   } catch (error) {
