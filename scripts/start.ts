@@ -23,7 +23,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { stopDevtoolsNetworkEvents } from "./bench/inspector.ts";
+import WebSocket from "ws";
 
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const DEVTOOLS_NETWORK_FLAG = "--devtools-network";
@@ -93,12 +93,42 @@ async function disableNetworkEvents(inspectorPort: number): Promise<void> {
   const deadline = Date.now() + DISABLE_DEADLINE_MS;
   for (;;) {
     try {
-      await stopDevtoolsNetworkEvents(inspectorPort);
+      await sendNetworkDisable(inspectorPort);
       return;
     } catch (error) {
       if (Date.now() >= deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
+  }
+}
+
+/**
+ * One `Network.disable` through wrangler's inspector proxy, answered, and the session closed
+ * before this returns: the proxy takes one DevTools session at a time, and whoever connects
+ * next (a person's DevTools, a benchmark reading heap usage) must find it free.
+ */
+async function sendNetworkDisable(inspectorPort: number): Promise<void> {
+  const list = await fetch(`http://127.0.0.1:${inspectorPort}/json/list`, { signal: AbortSignal.timeout(5_000) });
+  const url = ((await list.json()) as { webSocketDebuggerUrl?: string }[])[0]?.webSocketDebuggerUrl;
+  if (!url) throw new Error(`wrangler's inspector on port ${inspectorPort} lists no worker`);
+  const socket = new WebSocket(url);
+  const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("Network.disable got no answer")), 10_000);
+      socket.once("error", reject);
+      socket.once("close", (code, reason) => reject(new Error(`the inspector closed the session (${code} ${String(reason)})`)));
+      // Buffered console events arrive first; only the answer carries our id.
+      socket.on("message", (data) => {
+        if ((JSON.parse(String(data)) as { id?: number }).id !== 1) return;
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once("open", () => socket.send(JSON.stringify({ id: 1, method: "Network.disable" })));
+    });
+  } finally {
+    socket.close();
+    await closed;
   }
 }
 

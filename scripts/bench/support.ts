@@ -399,3 +399,7 @@ export function sampleGroup(group: number, named: Record<string, number>, interv
     stop: () => clearInterval(timer),
   };
 }
+
+// `--devtools-network` on a benchmark's command line keeps wrangler's DevTools Network events on
+// in the edge it starts: `npm start` turns them off unless told so (scripts/start.ts).
+if (flag("devtools-network")) process.env.HGEDGE_DEVTOOLS_NETWORK = "1";
