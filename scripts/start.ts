@@ -34,6 +34,8 @@ const READY_LINE = /Ready on http/;
 const RELOADED_LINE = /Local server updated and ready/;
 /** How long turning the events off may take before the edge is let through anyway, with a warning. */
 const DISABLE_DEADLINE_MS = 20_000;
+/** How long the close frame may take to reach wrangler's proxy before the socket is dropped. */
+const CLOSE_GRACE_MS = 300;
 
 export interface StartPlan {
   /** Arguments for `wrangler dev`. */
@@ -127,8 +129,11 @@ async function sendNetworkDisable(inspectorPort: number): Promise<void> {
       socket.once("open", () => socket.send(JSON.stringify({ id: 1, method: "Network.disable" })));
     });
   } finally {
+    // wrangler's proxy takes the close frame (and frees its session slot) but never answers it:
+    // waiting for the close handshake would take the socket's 30 s timeout.
     socket.close();
-    await closed;
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, CLOSE_GRACE_MS))]);
+    socket.terminate();
   }
 }
 
