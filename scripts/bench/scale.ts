@@ -99,24 +99,30 @@ async function main(): Promise<void> {
   const served = await serveRepo({ hgPath: hg56, repoDir: repo, v2: true });
   const origin = await startCountingProxy(served.url);
   // Local state (R2, Durable Objects) of this run only: a 40 000-changeset cache is gigabytes.
-  const edge = await startEdge(origin.url, { ACCESS: "public", ADMIN_TOKEN: TOKEN, CACHE_VERSION: `scale-${Date.now()}` }, ["--persist-to", path.join(work, "state")]);
-  const client = await startCountingProxy(edge.url);
-  const processes = edgeProcesses(edge.processGroup, edge.url);
-  const sampler = sampleGroup(edge.processGroup, { hgedge: processes.runtime, proxy: processes.proxy, wrangler: processes.wrangler });
+  const vars = { ACCESS: "public", ADMIN_TOKEN: TOKEN, CACHE_VERSION: `scale-${Date.now()}` };
+  const state = ["--persist-to", path.join(work, "state")];
+  let local = await startLocal(origin, vars, state);
   const results: Measured[] = [];
   const bundles: { status: number; seconds: number; size?: number }[] = [];
   try {
-    const firstRequests = await timeFirstRequests(edge.url);
+    const firstRequests = await timeFirstRequests(local.edge.url);
     const v2 = cloneArgs({ v2: true });
     const direct = { origin };
-    const through = { origin, client };
+    const through = () => ({ origin, client: local.client });
     results.push(await measure("5.6.1 v2, direct", direct, () => clone(hg56, v2, origin.url, path.join(work, "v2-direct"))));
-    results.push(await measure("5.6.1 v2, through hgedge, cold", through, () => clone(hg56, v2, client.url, path.join(work, "v2-cold")), sampler));
-    results.push(await measure("5.6.1 v2, through hgedge, warm", through, () => clone(hg56, v2, client.url, path.join(work, "v2-warm")), sampler));
+    results.push(await measure("5.6.1 v2, through hgedge, cold", through(), () => clone(hg56, v2, local.client.url, path.join(work, "v2-cold")), local.sampler));
+    results.push(await measure("5.6.1 v2, through hgedge, warm", through(), () => clone(hg56, v2, local.client.url, path.join(work, "v2-warm")), local.sampler));
+    // The first clone after a restart of the edge (same local state): is it slower than the rest?
+    await local.stop();
+    const restarting = performance.now();
+    local = await startLocal(origin, vars, state);
+    const restartSeconds = (performance.now() - restarting) / 1000;
+    results.push(await measure("5.6.1 v2, through hgedge, warm, first after a restart", through(), () => clone(hg56, v2, local.client.url, path.join(work, "v2-restart")), local.sampler));
+    results.push(await measure("5.6.1 v2, through hgedge, warm, second after a restart", through(), () => clone(hg56, v2, local.client.url, path.join(work, "v2-restart2")), local.sampler));
     results.push(await measure("7.0.1, direct", direct, () => clone(HG7, [], origin.url, path.join(work, "v1-direct"))));
     for (let i = 0; i < bundleRuns; i++) {
-      const generation = await measure(`bundle generation ${i + 1}`, through, async () => {
-        const answer = await exchange(`${client.url}/.hgedge/admin/bundles`, {
+      const generation = await measure(`bundle generation ${i + 1}`, through(), async () => {
+        const answer = await exchange(`${local.client.url}/.hgedge/admin/bundles`, {
           method: "POST",
           headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
           body: new TextEncoder().encode(JSON.stringify({ repo: "/" })),
@@ -128,26 +134,42 @@ async function main(): Promise<void> {
         bundles.push({ status: answer.status, seconds: answer.ms / 1000, ...(size ? { size } : {}) });
         if (answer.status !== 200) console.error(`bundle generation ${i + 1}: ${answer.status} ${text}`);
         return `status ${answer.status}`;
-      }, sampler);
+      }, local.sampler);
       results.push(generation);
     }
     results.push(
-      await measure("7.0.1, through hgedge (clone bundle)", through, async () => {
-        const output = await clone(HG7, ["--verbose"], client.url, path.join(work, "v1-bundle"));
+      await measure("7.0.1, through hgedge (clone bundle)", through(), async () => {
+        const output = await clone(HG7, ["--verbose"], local.client.url, path.join(work, "v1-bundle"));
         if (!output.includes("finished applying clone bundle")) throw new Error(`the clone did not use the bundle:\n${output}`);
-      }, sampler),
+      }, local.sampler),
     );
-    const result = { machine: machine(), revisions, firstRequests, bundles, results };
+    const result = { machine: machine(), revisions, firstRequests, restartSeconds, bundles, results };
     await writeResult("scale", result);
     console.log(report(result));
   } finally {
-    sampler.stop();
-    await client.stop();
-    await edge.stop();
+    await local.stop();
     await origin.stop();
     await served.stop();
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** `npm start` in front of `origin`, a counting proxy for its clients, and a sampler of its processes. */
+async function startLocal(origin: CountingProxy, vars: Record<string, string>, wranglerArgs: string[]) {
+  const edge = await startEdge(origin.url, vars, wranglerArgs);
+  const client = await startCountingProxy(edge.url);
+  const processes = edgeProcesses(edge.processGroup, edge.url);
+  const sampler = sampleGroup(edge.processGroup, { hgedge: processes.runtime, proxy: processes.proxy, wrangler: processes.wrangler });
+  return {
+    edge,
+    client,
+    sampler,
+    async stop() {
+      sampler.stop();
+      await client.stop();
+      await edge.stop();
+    },
+  };
 }
 
 /** The first few requests after the edge said it is ready (v1 capabilities, through the origin). */
@@ -161,7 +183,7 @@ async function timeFirstRequests(edgeUrl: string): Promise<number[]> {
   return times;
 }
 
-function report(r: { machine: Record<string, string | number>; revisions: number; firstRequests: number[]; bundles: { status: number; seconds: number; size?: number }[]; results: Measured[] }): string {
+function report(r: { machine: Record<string, string | number>; revisions: number; firstRequests: number[]; restartSeconds: number; bundles: { status: number; seconds: number; size?: number }[]; results: Measured[] }): string {
   const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
   const mib = (kib: number | undefined) => (kib === undefined ? "–" : (kib / 1024).toFixed(0));
   const byName = (name: string) => r.results.find((m) => m.name === name);
@@ -188,7 +210,7 @@ function report(r: { machine: Record<string, string | number>; revisions: number
     `bundle generation (POST /.hgedge/admin/bundles): ${ok} of ${r.bundles.length} answered 200, ${Math.min(...seconds).toFixed(1)}–${Math.max(...seconds).toFixed(1)} s, ` +
       `bundle ${mb(r.bundles.find((b) => b.size)?.size ?? 0)} MB; peaks: hgedge workerd ${mib(peak((p) => p.rssKiB.hgedge ?? 0))} MiB, ` +
       `proxy workerd ${mib(peak((p) => p.rssKiB.proxy ?? 0))} MiB, wrangler Node ${mib(peak((p) => p.rssKiB.wrangler ?? 0))} MiB, sockets ${peak((p) => p.sockets)}`,
-    `first requests after the start (v1 capabilities, ms): ${r.firstRequests.join(", ")}`,
+    `first requests after the start (v1 capabilities, ms): ${r.firstRequests.join(", ")}; a restart of npm start on the filled local state took ${r.restartSeconds.toFixed(1)} s to be ready`,
   ].join("\n");
 }
 
