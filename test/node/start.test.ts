@@ -8,9 +8,10 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { missingOriginUrl } from "../../scripts/deploy.ts";
 import { planStart } from "../../scripts/start.ts";
 import { startEdge, type Edge } from "../support/edge.ts";
-import { cloneArgs, hg56Path, hg6Path, makeRepo, runHgOk, serveRepo, skipUnlessAvailable, type Served } from "../support/mercurial.ts";
+import { cloneArgs, hg56Path, hg6Path, makeRepo, projectRoot, runHgOk, serveRepo, skipUnlessAvailable, type Served } from "../support/mercurial.ts";
 
 const HG_TIMEOUT = 90_000;
 const hg6 = skipUnlessAvailable(hg6Path(), "Mercurial 6.x (.tools/bin/hg-6)");
@@ -176,4 +177,19 @@ describe("npm start and a large pass-through", () => {
     expect((await response.arrayBuffer()).byteLength).toBe(BODY_BYTES);
     expect(wranglerSockets(edge!.processGroup)).toBeLessThan(150);
   }, HG_TIMEOUT);
+});
+
+describe("npm run deploy", () => {
+  const toml = readFileSync(path.join(projectRoot, "wrangler.toml"), "utf8");
+
+  it("refuses a deploy whose Worker would have no ORIGIN_URL, naming it and the fixes", () => {
+    expect(missingOriginUrl(toml, [])).toMatch(/ORIGIN_URL is not set.*wrangler\.toml \[vars\].*--var ORIGIN_URL:.*keep_vars/);
+    expect(missingOriginUrl(`${toml}\n# ORIGIN_URL = "https://commented.out/"\n`, [])).toBeDefined();
+  });
+
+  it("lets it through with ORIGIN_URL in wrangler.toml or on the command line, or keep_vars", () => {
+    expect(missingOriginUrl(toml.replace("[vars]", '[vars]\nORIGIN_URL = "https://hg.example.org/"'), [])).toBeUndefined();
+    expect(missingOriginUrl(toml, ["--var", "ORIGIN_URL:https://hg.example.org/"])).toBeUndefined();
+    expect(missingOriginUrl(`keep_vars = true\n${toml}`, [])).toBeUndefined();
+  });
 });
