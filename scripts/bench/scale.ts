@@ -13,8 +13,7 @@
  * which hgedge's redirects point back at), bytes the origin sent (a counting proxy in front of
  * it), peak resident memory of hgedge's own workerd and of the local stack's other processes
  * (wrangler's proxy workerd, wrangler's Node process, npm start's), and the most sockets the
- * local stack held at once. Every clone is checked with `hg verify` once all are measured (not
- * timed). Also the time of the first requests after the edge started, and the first warm clone
+ * local stack held at once. Every clone is checked with `hg verify` (not timed). Also the time of the first requests after the edge started, and the first warm clone
  * after a restart of the edge on its filled local state.
  *
  * The repository is generated once by scripts/bench/makerepo.py and kept (cachedBenchRepo;
@@ -82,8 +81,9 @@ async function measure(name: string, counters: Counters, run: () => Promise<stri
   return result;
 }
 
-/** Clones made so far, verified once everything is measured (a verify of 40 000 changesets takes minutes). */
+/** Clones made and not yet verified (a verify of 40 000 changesets takes minutes: never timed). */
 const clones: { hg: string; dest: string }[] = [];
+let verified = 0;
 
 async function clone(hg: string, args: string[], url: string, dest: string): Promise<string> {
   const output = await runHgOk(hg, ["clone", "-U", ...args, url, dest], { timeoutMs: CLONE_TIMEOUT_MS });
@@ -125,42 +125,52 @@ async function main(): Promise<void> {
     const v2 = cloneArgs({ v2: true });
     const direct = { origin };
     const through = () => ({ origin, client: local.client });
-    results.push(await measure("5.6.1 v2, direct", direct, () => clone(hg56, v2, origin.url, path.join(work, "v2-direct"))));
-    results.push(await measure("5.6.1 v2, through hgedge, cold", through(), () => clone(hg56, v2, local.client.url, path.join(work, "v2-cold")), local.sampler));
-    results.push(await measure("5.6.1 v2, through hgedge, warm", through(), () => clone(hg56, v2, local.client.url, path.join(work, "v2-warm")), local.sampler));
-    // The first clone after a restart of the edge (same local state): is it slower than the rest?
-    await local.stop();
-    const restarting = performance.now();
-    local = await startLocal(origin, vars, state);
-    const restartSeconds = (performance.now() - restarting) / 1000;
-    results.push(await measure("5.6.1 v2, through hgedge, warm, first after a restart", through(), () => clone(hg56, v2, local.client.url, path.join(work, "v2-restart")), local.sampler));
-    results.push(await measure("7.0.1, direct", direct, () => clone(HG7, [], origin.url, path.join(work, "v1-direct"))));
+    // Each clone is verified (untimed) before the next, and what is measured is saved as it
+    // comes: at this size a run takes an hour, and a stopped one still says what it saw.
+    let restartSeconds = 0;
+    const step = async (measured: Measured) => {
+      results.push(measured);
+      await verifyClones();
+      await writeResult("scale-partial", { revisions, firstRequests, restartSeconds, bundles, results });
+    };
+    // Today's clients first: the clone bundle, made --bundles times, then used.
+    await step(await measure("7.0.1, direct", direct, () => clone(HG7, [], origin.url, path.join(work, "v1-direct"))));
     for (let i = 0; i < bundleRuns; i++) {
-      const generation = await measure(`bundle generation ${i + 1}`, through(), async () => {
-        const answer = await exchange(`${local.client.url}/.hgedge/admin/bundles`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
-          body: new TextEncoder().encode(JSON.stringify({ repo: "/" })),
-          keepBody: true,
-          timeoutMs: CLONE_TIMEOUT_MS,
-        });
-        const text = answer.body?.toString() ?? "";
-        const size = answer.status === 200 ? (JSON.parse(text) as { bundle: { size: number } }).bundle.size : undefined;
-        bundles.push({ status: answer.status, seconds: answer.ms / 1000, ...(size ? { size } : {}) });
-        if (answer.status !== 200) console.error(`bundle generation ${i + 1}: ${answer.status} ${text}`);
-        return `status ${answer.status}`;
-      }, local.sampler);
-      results.push(generation);
+      await step(
+        await measure(`bundle generation ${i + 1}`, through(), async () => {
+          const answer = await exchange(`${local.client.url}/.hgedge/admin/bundles`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+            body: new TextEncoder().encode(JSON.stringify({ repo: "/" })),
+            keepBody: true,
+            timeoutMs: CLONE_TIMEOUT_MS,
+          });
+          const text = answer.body?.toString() ?? "";
+          const size = answer.status === 200 ? (JSON.parse(text) as { bundle: { size: number } }).bundle.size : undefined;
+          bundles.push({ status: answer.status, seconds: answer.ms / 1000, ...(size ? { size } : {}) });
+          if (answer.status !== 200) console.error(`bundle generation ${i + 1}: ${answer.status} ${text}`);
+          return `status ${answer.status}`;
+        }, local.sampler),
+      );
     }
-    results.push(
+    await step(
       await measure("7.0.1, through hgedge (clone bundle)", through(), async () => {
         const output = await clone(HG7, ["--verbose"], local.client.url, path.join(work, "v1-bundle"));
         if (!output.includes("finished applying clone bundle")) throw new Error(`the clone did not use the bundle:\n${output}`);
       }, local.sampler),
     );
+    await step(await measure("5.6.1 v2, direct", direct, () => clone(hg56, v2, origin.url, path.join(work, "v2-direct"))));
+    await step(await measure("5.6.1 v2, through hgedge, cold", through(), () => clone(hg56, v2, local.client.url, path.join(work, "v2-cold")), local.sampler));
+    await step(await measure("5.6.1 v2, through hgedge, warm", through(), () => clone(hg56, v2, local.client.url, path.join(work, "v2-warm")), local.sampler));
+    // The first clone after a restart of the edge (same local state): is it slower than the rest?
+    await local.stop();
+    const restarting = performance.now();
+    local = await startLocal(origin, vars, state);
+    restartSeconds = (performance.now() - restarting) / 1000;
+    await step(await measure("5.6.1 v2, through hgedge, warm, first after a restart", through(), () => clone(hg56, v2, local.client.url, path.join(work, "v2-restart")), local.sampler));
     await local.stop();
     await verifyClones();
-    const result = { machine: machine(), revisions, firstRequests, restartSeconds, bundles, results, verified: clones.length };
+    const result = { machine: machine(), revisions, firstRequests, restartSeconds, bundles, results, verified };
     await writeResult("scale", result);
     console.log(report(result));
   } finally {
