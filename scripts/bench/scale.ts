@@ -93,7 +93,8 @@ async function clone(hg: string, args: string[], url: string, dest: string): Pro
 
 /** `hg verify` of every clone, two at a time (the machine has two cores); throws on the first failure. */
 async function verifyClones(): Promise<void> {
-  const queue = [...clones];
+  const queue = clones.splice(0);
+  verified += queue.length;
   const worker = async () => {
     for (let next = queue.shift(); next; next = queue.shift()) {
       await runHgOk(next.hg, ["-R", next.dest, "verify"], { timeoutMs: CLONE_TIMEOUT_MS });
