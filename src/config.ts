@@ -15,6 +15,10 @@ export interface Env {
   OBJECTS?: R2Bucket;
   /** Milliseconds to wait for the origin's response headers before answering 504. */
   ORIGIN_TIMEOUT_MS?: string;
+  /** The same for cacheable v2 commands, which a stock server may work on for minutes first. */
+  ORIGIN_CACHEABLE_TIMEOUT_MS?: string;
+  /** `off` to serve the content route from R2 alone, without the PoP cache (local development). */
+  POP_CACHE?: string;
   /** JSON array of redirect targets advertised to v2 clients. */
   REDIRECT_TARGETS?: string;
   /** `replace` (default) or `append` to the targets the origin advertises itself. */
@@ -75,7 +79,12 @@ export type Access = "public" | "origin";
 export interface Config {
   /** The origin's base URL. */
   originUrl: URL;
+  /** Wait for the origin's response headers (access checks, pass-through, bundles). */
   originTimeoutMs: number;
+  /** Wait for the response headers of a cacheable v2 command (see DEFAULT_ORIGIN_CACHEABLE_TIMEOUT_MS). */
+  originCacheableTimeoutMs: number;
+  /** Whether the content route keeps objects in the PoP cache (caches.default). */
+  popCache: boolean;
   /** Configured targets; `undefined` means one target named `hgedge` derived from each request's URL. */
   redirectTargets?: RedirectTarget[];
   redirectMode: RedirectMode;
@@ -126,6 +135,28 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * A stock Mercurial 5.x server works out a whole `filesdata` answer (every file revision a clone
+ * needs) before it sends its response headers: 47 s for a full clone of 40 000 changesets on a
+ * 2-core machine, and the work grows with the history. Fifteen minutes covers a history about
+ * fifteen times that size on such a machine. An origin that is down is still found at once
+ * (its connection is refused, or the handshake, heads and changesetdata requests before the
+ * first cacheable one time out after ORIGIN_TIMEOUT_MS), and once the headers are there the
+ * body has ORIGIN_IDLE_TIMEOUT_MS between bytes as always.
+ */
+export const DEFAULT_ORIGIN_CACHEABLE_TIMEOUT_MS = 15 * 60_000;
+
+/**
+ * How long a miss waits for another request's fill of the same object, and how long a leader's
+ * fill may take before another miss may start a second one. A fill lasts as long as the origin's
+ * answer: for a full clone of 40 000 changesets, 47 s before the first byte and then a 300 MB
+ * stream. A follower that gives up goes to the origin itself and waits at least as long again,
+ * and a second leader doubles the origin's work; so it is as long as a cacheable command may
+ * wait for its headers. What it costs: a leader that vanished without a word (its isolate gone)
+ * keeps the followers of that one object waiting until then.
+ */
+export const DEFAULT_COALESCE_WAIT_MS = DEFAULT_ORIGIN_CACHEABLE_TIMEOUT_MS;
+
 const cache = new WeakMap<object, Config>();
 
 /** Parses `env` once per isolate (env objects are stable for an isolate's life). */
@@ -142,6 +173,8 @@ export function parseConfig(env: Env): Config {
   const config: Config = {
     originUrl: parseOriginUrl(env.ORIGIN_URL),
     originTimeoutMs: parsePositiveInt("ORIGIN_TIMEOUT_MS", env.ORIGIN_TIMEOUT_MS, 30_000),
+    originCacheableTimeoutMs: parsePositiveInt("ORIGIN_CACHEABLE_TIMEOUT_MS", env.ORIGIN_CACHEABLE_TIMEOUT_MS, DEFAULT_ORIGIN_CACHEABLE_TIMEOUT_MS),
+    popCache: parseChoice("POP_CACHE", env.POP_CACHE, ["on", "off"] as const) === "on",
     redirectMode: parseRedirectMode(env.REDIRECT_MODE),
     access: parseChoice("ACCESS", env.ACCESS, ["origin", "public"] as const),
     cacheVersion: (env.CACHE_VERSION ?? "").trim() || "1",
@@ -160,7 +193,7 @@ export function parseConfig(env: Env): Config {
     originIdleTimeoutMs: parsePositiveInt("ORIGIN_IDLE_TIMEOUT_MS", env.ORIGIN_IDLE_TIMEOUT_MS, 60_000),
     fillConcurrency: parsePositiveInt("FILL_CONCURRENCY", env.FILL_CONCURRENCY, 4),
     urlTtlSeconds: parsePositiveInt("URL_TTL", env.URL_TTL, 300),
-    coalesceWaitMs: parsePositiveInt("COALESCE_WAIT_MS", env.COALESCE_WAIT_MS, 30_000),
+    coalesceWaitMs: parsePositiveInt("COALESCE_WAIT_MS", env.COALESCE_WAIT_MS, DEFAULT_COALESCE_WAIT_MS),
     statsFlushMs: parsePositiveInt("STATS_FLUSH_MS", env.STATS_FLUSH_MS, 5_000),
     targetRetrySeconds: parsePositiveInt("TARGET_RETRY_SECONDS", env.TARGET_RETRY_SECONDS, 60),
     bundleRepos: parseBundleRepos(env.BUNDLE_REPOS),
@@ -284,8 +317,9 @@ function parseOriginUrl(value: string | undefined): URL {
   if (!value || value.trim() === "") {
     throw new ConfigError(
       "ORIGIN_URL",
-      "is not set. Set it in wrangler.toml [vars] or pass `--var ORIGIN_URL:http://host:port` " +
-        "to the base URL of the Mercurial server hgedge fronts.",
+      "is not set: it is the base URL of the Mercurial server hgedge fronts. For a deployment set it " +
+        'in wrangler.toml [vars] (ORIGIN_URL = "https://hg.example.org/") or in the dashboard; for ' +
+        "`npm start` put it in .dev.vars (see .dev.vars.example) or pass `--var ORIGIN_URL:http://host:port`.",
     );
   }
   const url = parseHttpUrl("ORIGIN_URL", value);

@@ -18,6 +18,10 @@ describe("config", () => {
     expect(config).toMatchObject({ access: "origin", cacheVersion: "1", minRedirectBytes: 32768, redirectFullHashes: false, redirectMode: "replace", originTimeoutMs: 30000 });
     expect(config.redirectTargets).toBeUndefined();
     expect(config.publicObjectsUrl).toBeUndefined();
+    // A stock origin may work on a big filesdata answer for minutes before its headers.
+    expect(config.originCacheableTimeoutMs).toBe(15 * 60_000);
+    expect(config.popCache).toBe(true);
+    expect(parseConfig({ ...base, POP_CACHE: "off" }).popCache).toBe(false);
     expect(config).toMatchObject({ accessTtlSeconds: 60, urlTtlSeconds: 300 });
     // Without a bucket, or with ACCESS=origin and no SIGNING_KEY, cached data is never served.
     expect(config.cacheRefusal).toMatch(/no OBJECTS bucket/);
@@ -27,11 +31,13 @@ describe("config", () => {
   });
 
   it.each([
-    [{ ORIGIN_URL: undefined }, "ORIGIN_URL", /is not set/],
+    [{ ORIGIN_URL: undefined }, "ORIGIN_URL", /is not set.*wrangler\.toml \[vars\].*\.dev\.vars/],
     [{ ORIGIN_URL: "not a url" }, "ORIGIN_URL", /is not a URL/],
     [{ ORIGIN_URL: "ftp://x" }, "ORIGIN_URL", /http or https/],
     [{ ORIGIN_URL: "http://x/?a=1" }, "ORIGIN_URL", /query/],
     [{ ORIGIN_TIMEOUT_MS: "0" }, "ORIGIN_TIMEOUT_MS", /positive whole number/],
+    [{ ORIGIN_CACHEABLE_TIMEOUT_MS: "soon" }, "ORIGIN_CACHEABLE_TIMEOUT_MS", /positive whole number/],
+    [{ POP_CACHE: "no" }, "POP_CACHE", /one of on, off/],
     [{ ACCESS: "everyone" }, "ACCESS", /one of origin, public/],
     [{ REDIRECT_MODE: "merge" }, "REDIRECT_MODE", /replace.*append/],
     [{ MIN_REDIRECT_BYTES: "-1" }, "MIN_REDIRECT_BYTES", /whole number/],

@@ -4,7 +4,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
@@ -227,7 +227,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => 
 export async function makeBenchRepo(hg: string, dir: string, revs: number): Promise<void> {
   await runHgOk(hg, ["init", dir]);
   const extension = `extensions.makerepo=${path.join(projectRoot, "scripts/bench/makerepo.py")}`;
-  await runHgOk(hg, ["--config", extension, "-R", dir, "hgedge-makerepo", String(revs)], { timeoutMs: 600_000 });
+  // About 20 ms a changeset on the 2-core machine, plus room for a busy one.
+  await runHgOk(hg, ["--config", extension, "-R", dir, "hgedge-makerepo", String(revs)], { timeoutMs: Math.max(600_000, revs * 100) });
 }
 
 /**
@@ -276,3 +277,129 @@ export async function measuredClone(hg: string, cloneArgs: string[], exchanges: 
   const served = exchanges.slice(before);
   return { bytes: served.reduce((n, e) => n + e.responseBody.length, 0), requests: served.length, seconds, output };
 }
+
+// --- at scale: counting without keeping -----------------------------------------------------
+
+/** What a counting proxy has passed on so far. */
+export interface CountingProxy {
+  url: string;
+  /** Response body bytes sent to clients, and requests answered. */
+  counts(): { bytes: number; requests: number };
+  stop(): Promise<void>;
+}
+
+/**
+ * A loopback HTTP/1.1 reverse proxy to `targetUrl` that counts response bytes and keeps nothing
+ * (the recording proxy of test/support keeps every body: gigabytes at the size of a real
+ * repository). The Host header is passed on unchanged, so that URLs the target builds from it
+ * (hgedge's redirects to its content route) point at this proxy, and their bytes are counted too.
+ */
+export async function startCountingProxy(targetUrl: string): Promise<CountingProxy> {
+  const target = new URL(targetUrl);
+  let bytes = 0;
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    const upstream = http.request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, connection: "close" }, agent: false },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answer.rawHeaders);
+        answer.on("data", (chunk: Buffer) => (bytes += chunk.length));
+        answer.on("end", () => (requests += 1));
+        answer.pipe(res);
+      },
+    );
+    upstream.on("error", (error) => (res.headersSent ? res.destroy(error) : res.writeHead(502).end(`counting proxy: ${error.message}\n`)));
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    counts: () => ({ bytes, requests }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Open sockets of process `pid` (its file descriptors that are sockets); 0 once it is gone. */
+export function openSockets(pid: number): number {
+  try {
+    let sockets = 0;
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith("socket:")) sockets += 1;
+      } catch {
+        // closed meanwhile
+      }
+    }
+    return sockets;
+  } catch {
+    return 0;
+  }
+}
+
+/** Peaks of a group of processes, sampled while something runs. */
+export interface GroupPeaks {
+  /** Highest resident memory of each watched process, KiB. */
+  rssKiB: Record<string, number>;
+  /** Highest sum of the other processes' resident memory (the rest of the group), KiB. */
+  othersRssKiB: number;
+  /** Highest number of sockets open in the whole group at once. */
+  sockets: number;
+}
+
+/**
+ * Samples every `intervalMs` the resident memory of the named processes, the rest of process
+ * group `group`, and the sockets the whole group holds; `peaks()` says the highest seen since the
+ * last `reset()`.
+ */
+export function sampleGroup(group: number, named: Record<string, number>, intervalMs = 500) {
+  let peaks: GroupPeaks;
+  const reset = () => (peaks = { rssKiB: Object.fromEntries(Object.keys(named).map((k) => [k, 0])), othersRssKiB: 0, sockets: 0 });
+  reset();
+  const sample = () => {
+    const pids = processes().filter((p) => p.pgrp === group).map((p) => p.pid);
+    const namedPids = new Set(Object.values(named));
+    let others = 0;
+    let sockets = 0;
+    for (const pid of pids) {
+      const rss = (() => {
+        try {
+          return rssKiB(pid);
+        } catch {
+          return 0;
+        }
+      })();
+      if (!namedPids.has(pid)) others += rss;
+      sockets += openSockets(pid);
+    }
+    for (const [name, pid] of Object.entries(named)) {
+      try {
+        peaks.rssKiB[name] = Math.max(peaks.rssKiB[name] ?? 0, rssKiB(pid));
+      } catch {
+        // gone
+      }
+    }
+    peaks.othersRssKiB = Math.max(peaks.othersRssKiB, others);
+    peaks.sockets = Math.max(peaks.sockets, sockets);
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  return {
+    /** The peaks so far, then starts over. */
+    take(): GroupPeaks {
+      sample();
+      const taken = peaks;
+      reset();
+      return taken;
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
+// `--devtools-network` on a benchmark's command line keeps wrangler's DevTools Network events on
+// in the edge it starts: `npm start` turns them off unless told so (scripts/start.ts).
+if (flag("devtools-network")) process.env.HGEDGE_DEVTOOLS_NETWORK = "1";

@@ -16,7 +16,11 @@ export type AskOrigin = (url: string, init: RequestInit) => Promise<Response>;
 export class AccessMemo {
   private readonly granted = new Map<string, number>();
 
-  constructor(private readonly ttlSeconds: number) {}
+  /** `originTimeoutMs`: how long the origin may take to answer the check (ORIGIN_TIMEOUT_MS). */
+  constructor(
+    private readonly ttlSeconds: number,
+    private readonly originTimeoutMs: number,
+  ) {}
 
   /**
    * `addressHeaders` are the client-address headers the data request is forwarded with: the
@@ -26,7 +30,7 @@ export class AccessMemo {
     const id = await credentialId(originRepoUrl, request.headers, addressHeaders);
     const until = this.granted.get(id);
     if (until !== undefined && until > now) return true;
-    const allowed = await askOriginWhether(request, originRepoUrl, askOrigin, addressHeaders);
+    const allowed = await askOriginWhether(request, originRepoUrl, askOrigin, addressHeaders, this.originTimeoutMs);
     if (allowed) this.remember(id, now + this.ttlSeconds * 1000);
     else this.granted.delete(id);
     return allowed;
@@ -45,7 +49,7 @@ async function credentialId(originRepoUrl: URL, headers: Headers, addressHeaders
   return toHex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(material)));
 }
 
-async function askOriginWhether(request: Request, originRepoUrl: URL, askOrigin: AskOrigin, addressHeaders: Headers): Promise<boolean> {
+async function askOriginWhether(request: Request, originRepoUrl: URL, askOrigin: AskOrigin, addressHeaders: Headers, timeoutMs: number): Promise<boolean> {
   const url = new URL(originRepoUrl.href);
   url.search = "?cmd=capabilities";
   const headers = new Headers(addressHeaders);
@@ -55,7 +59,7 @@ async function askOriginWhether(request: Request, originRepoUrl: URL, askOrigin:
     if (value) headers.set(name, value);
   }
   try {
-    const response = await askOrigin(url.href, { method: "GET", headers, redirect: "manual", signal: AbortSignal.timeout(10_000) });
+    const response = await askOrigin(url.href, { method: "GET", headers, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
     await response.body?.cancel();
     return response.status === 200 && (response.headers.get("content-type") ?? "").startsWith("application/mercurial-");
   } catch (error) {

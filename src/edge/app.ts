@@ -46,7 +46,7 @@ async function serveObject({ request, config, waitUntil }: V2Context): Promise<R
   if (!config.objects || config.cacheRefusal) {
     return plainError(503, `hgedge: cached objects are not served: ${config.cacheRefusal ?? "no OBJECTS bucket is bound"}`);
   }
-  const cache = typeof caches === "undefined" ? undefined : caches.default;
+  const cache = config.popCache && typeof caches !== "undefined" ? caches.default : undefined;
   const options = { ...(cache ? { cache } : {}), ...(waitUntil ? { waitUntil } : {}) };
   if (config.access === "public") return handleObjectRequest(request, config.objects, options);
   const url = new URL(request.url);

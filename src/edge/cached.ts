@@ -283,7 +283,7 @@ const memos = new WeakMap<Config, AccessMemo>();
 
 function accessMemo(config: Config): AccessMemo {
   let memo = memos.get(config);
-  if (!memo) memos.set(config, (memo = new AccessMemo(config.accessTtlSeconds)));
+  if (!memo) memos.set(config, (memo = new AccessMemo(config.accessTtlSeconds, config.originTimeoutMs)));
   return memo;
 }
 

@@ -5,6 +5,7 @@
  */
 import { withIdleTimeout } from "../cache/reader.ts";
 import type { Config } from "../config.ts";
+import { CACHEABLE_COMMANDS } from "../protocol/commands.ts";
 import { logEvent } from "../log.ts";
 import { encodedRepoPath } from "../protocol/target.ts";
 
@@ -144,12 +145,10 @@ export async function forwardToOrigin(
   const target = originUrlFor(config, url);
   const hasBody = request.method !== "GET" && request.method !== "HEAD";
   // The timeout covers the wait for the response headers only: a multi-GB clone may then
-  // stream for as long as it takes. A push is exempt: hgweb answers only once it has applied
-  // the changes, and a 504 then would only hide a push that goes on at the origin.
+  // stream for as long as it takes.
   const controller = new AbortController();
-  const timer = isPush(request, url)
-    ? undefined
-    : setTimeout(() => controller.abort(new DOMException("origin timeout", "TimeoutError")), config.originTimeoutMs);
+  const headerTimeout = headerTimeoutMs(request, url, config);
+  const timer = headerTimeout && setTimeout(() => controller.abort(new DOMException("origin timeout", "TimeoutError")), headerTimeout.ms);
   const init: RequestInit = {
     method: request.method,
     headers: forwardHeaders(request, url),
@@ -162,7 +161,7 @@ export async function forwardToOrigin(
   try {
     upstream = await originFetch(target.href, init);
   } catch (error) {
-    return originFailure(error, target, controller.signal.aborted);
+    return originFailure(error, target, controller.signal.aborted ? headerTimeout?.binding : undefined);
   } finally {
     clearTimeout(timer);
     originTimes.set(request, (originTimes.get(request) ?? 0) + Date.now() - started);
@@ -182,19 +181,40 @@ export async function forwardToOrigin(
  */
 export const originTimes = new WeakMap<Request, number>();
 
+/**
+ * How long the origin may take to send its response headers. A push has no limit: hgweb answers
+ * only once it has applied the changes, and a 504 then would only hide a push that goes on at
+ * the origin. A cacheable v2 command has ORIGIN_CACHEABLE_TIMEOUT_MS: a stock server works out
+ * the whole answer before its first byte, for minutes on a big repository (config.ts).
+ */
+function headerTimeoutMs(request: Request, url: URL, config: Config): { ms: number; binding: string } | undefined {
+  if (isPush(request, url)) return undefined;
+  if (isCacheableCommand(request, url)) return { ms: config.originCacheableTimeoutMs, binding: "ORIGIN_CACHEABLE_TIMEOUT_MS" };
+  return { ms: config.originTimeoutMs, binding: "ORIGIN_TIMEOUT_MS" };
+}
+
+/** A v2 command hgedge caches (`…/api/<version>/ro/filesdata` and the like). */
+function isCacheableCommand(request: Request, url: URL): boolean {
+  const command = /\/api\/[^/]+\/ro\/([^/]+)$/.exec(url.pathname)?.[1];
+  return request.method === "POST" && command !== undefined && Object.hasOwn(CACHEABLE_COMMANDS, command);
+}
+
 /** A write: v1 `unbundle` (push) or a v2 command on the read-write URL. */
 function isPush(request: Request, url: URL): boolean {
   return request.method === "POST" && (url.searchParams.get("cmd") === "unbundle" || /\/api\/[^/]+\/rw\//.test(url.pathname));
 }
 
 /**
- * 504 when the origin did not answer in time, 502 when it could not be reached. The client is
- * told "the origin", never its address (ORIGIN_URL may name an internal host); the log has it.
+ * 504 when the origin did not answer within the limit `timeoutBinding` sets, 502 when it could
+ * not be reached. The client is told "the origin", never its address (ORIGIN_URL may name an
+ * internal host); the log has it.
  */
-function originFailure(error: unknown, target: URL, timedOut: boolean): Response {
+function originFailure(error: unknown, target: URL, timeoutBinding: string | undefined): Response {
   const reason = error instanceof Error ? error.message : String(error);
-  const status = timedOut ? 504 : 502;
-  const message = timedOut ? "hgedge: the origin did not answer in time\n" : "hgedge: cannot reach the origin\n";
+  const status = timeoutBinding ? 504 : 502;
+  const message = timeoutBinding
+    ? `hgedge: the origin did not answer in time (${timeoutBinding}; raise it if the origin is only slow)\n`
+    : "hgedge: cannot reach the origin\n";
   logEvent("error", "origin-failure", { status, origin: target.origin, reason });
   return new Response(message, { status, headers: { "content-type": "text/plain; charset=utf-8" } });
 }

@@ -144,7 +144,9 @@ type OriginBehaviour =
   /** The connection is refused: fetch rejects at once. */
   | { kind: "unreachable" }
   /** No response headers, ever (until the edge's timeout aborts the fetch, as real fetch does). */
-  | { kind: "silent" };
+  | { kind: "silent" }
+  /** The answer, after `delayMs` without headers (a stock server working out a big answer first). */
+  | { kind: "late"; delayMs: number; answer: OriginAnswer };
 
 interface OriginAnswer {
   status?: number;
@@ -182,6 +184,17 @@ function scriptedOrigin(behaviour: OriginBehaviour): { originFetch: OriginFetch;
         });
       case "answer": {
         const { answer } = behaviour;
+        return new Response(originBody(answer, log, releases), { status: answer.status ?? 200, headers: answer.headers ?? {} });
+      }
+      case "late": {
+        const { answer, delayMs } = behaviour;
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(resolve, delayMs);
+          init.signal?.addEventListener("abort", () => {
+            clearTimeout(timer);
+            reject(init.signal?.reason);
+          });
+        });
         return new Response(originBody(answer, log, releases), { status: answer.status ?? 200, headers: answer.headers ?? {} });
       }
     }
@@ -534,10 +547,12 @@ describe("origin faults", () => {
         });
       }
 
-      // Faults before any response: the edge answers for the origin, quickly.
+      // Faults before any response: the edge answers for the origin, quickly. A cacheable
+      // command waits ORIGIN_CACHEABLE_TIMEOUT_MS for its headers, any other ORIGIN_TIMEOUT_MS.
+      const headerLimit = route.cacheable ? "ORIGIN_CACHEABLE_TIMEOUT_MS" : "ORIGIN_TIMEOUT_MS";
       const noAnswer: [string, OriginBehaviour, 502 | 504, EdgeOptions["vars"]][] = [
         ["origin unreachable: 502", { kind: "unreachable" }, 502, {}],
-        ["origin never sends its headers (ORIGIN_TIMEOUT_MS=50): 504", { kind: "silent" }, 504, { ORIGIN_TIMEOUT_MS: "50" }],
+        [`origin never sends its headers (${headerLimit}=50): 504`, { kind: "silent" }, 504, { ORIGIN_TIMEOUT_MS: "50", ORIGIN_CACHEABLE_TIMEOUT_MS: "50" }],
       ];
       for (const [name, behaviour, status, vars] of noAnswer) {
         check(`${route.name} › ${name}`, async () => {
@@ -563,6 +578,46 @@ describe("origin faults", () => {
       });
     });
   }
+});
+
+// -------------------------------------------------------------------------------------------
+// How long the origin may take to start answering
+
+describe("header timeouts", () => {
+  /** Longer than ORIGIN_TIMEOUT_MS below, far shorter than the default ORIGIN_CACHEABLE_TIMEOUT_MS. */
+  const WORK_MS = 300;
+  const shortLimit = { ORIGIN_TIMEOUT_MS: "50" };
+  const bodyOf = (client: ClientView) => new TextDecoder().decode(client.bytes);
+
+  for (const route of [MANIFESTDATA, FILESDATA]) {
+    // A stock 5.x server sends a big filesdata answer's headers only once it has worked it all out.
+    check(`${route.name} › headers later than ORIGIN_TIMEOUT_MS: answered and stored with the default ORIGIN_CACHEABLE_TIMEOUT_MS`, async () => {
+      const r = await recorded(route.fixture);
+      const answer: OriginAnswer = { headers: { "content-type": FRAMING }, body: r.body, chunks: r.chunks };
+      const run = await exercise(route, { kind: "late", delayMs: WORK_MS, answer }, { vars: shortLimit });
+      expectNothingEscaped(run);
+      expectSameAsOrigin(run.client, answer);
+      expect(run.client.headers?.get("x-hgedge-cache")).toBe("MISS");
+      expect((await env.OBJECTS.list({ prefix: run.scope.prefix })).objects).toHaveLength(1);
+    });
+
+    check(`${route.name} › headers that never come: a clean 504 naming ORIGIN_CACHEABLE_TIMEOUT_MS`, async () => {
+      const run = await exercise(route, { kind: "silent" }, { vars: { ...shortLimit, ORIGIN_CACHEABLE_TIMEOUT_MS: String(WORK_MS) } });
+      expectNothingEscaped(run);
+      expectCleanError(run.client, 504);
+      expect(bodyOf(run.client)).toMatch(/ORIGIN_CACHEABLE_TIMEOUT_MS/);
+      await expectNothingStored(route, run.scope);
+    });
+  }
+
+  check(`${HEADS.name} › headers later than ORIGIN_TIMEOUT_MS: a clean 504 naming ORIGIN_TIMEOUT_MS (the longer limit is for cacheable commands only)`, async () => {
+    const r = await recorded(HEADS.fixture);
+    const answer: OriginAnswer = { headers: { "content-type": FRAMING }, body: r.body, chunks: r.chunks };
+    const run = await exercise(HEADS, { kind: "late", delayMs: WORK_MS, answer }, { vars: shortLimit });
+    expectNothingEscaped(run);
+    expectCleanError(run.client, 504);
+    expect(bodyOf(run.client)).toMatch(/\(ORIGIN_TIMEOUT_MS/);
+  });
 });
 
 // -------------------------------------------------------------------------------------------

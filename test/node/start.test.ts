@@ -2,12 +2,16 @@
  * `npm start` runs the Worker locally in front of an origin: real Mercurial clients clone
  * through it (v1 with 6.x, v2 with 5.6.1) and get the origin's repository.
  */
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { missingOriginUrl } from "../../scripts/deploy.ts";
+import { planStart } from "../../scripts/start.ts";
 import { startEdge, type Edge } from "../support/edge.ts";
-import { cloneArgs, hg56Path, hg6Path, makeRepo, runHgOk, serveRepo, skipUnlessAvailable, type Served } from "../support/mercurial.ts";
+import { cloneArgs, hg56Path, hg6Path, makeRepo, projectRoot, runHgOk, serveRepo, skipUnlessAvailable, type Served } from "../support/mercurial.ts";
 
 const HG_TIMEOUT = 90_000;
 const hg6 = skipUnlessAvailable(hg6Path(), "Mercurial 6.x (.tools/bin/hg-6)");
@@ -81,4 +85,111 @@ describe.skipIf(hg6.skip || hg56.skip)(`npm start${hg6.skip || hg56.skip ? ` (sk
       await dead.stop();
     }
   }, HG_TIMEOUT);
+});
+
+describe("npm start's plan", () => {
+  let root = "";
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), "hgedge-plan-"));
+    await writeFile(path.join(root, ".dev.vars.example"), "ORIGIN_URL=http://127.0.0.1:8000\n");
+  });
+  afterAll(() => rm(root, { recursive: true, force: true }));
+
+  it("turns the DevTools Network events off unless --devtools-network or HGEDGE_DEVTOOLS_NETWORK says otherwise", async () => {
+    expect((await planStart(["--port", "1"], {}, root)).devtoolsNetwork).toBe(false);
+    const kept = await planStart(["--devtools-network", "--port", "1"], {}, root);
+    expect(kept.devtoolsNetwork).toBe(true);
+    expect(kept.wranglerArgs).not.toContain("--devtools-network");
+    expect((await planStart([], { HGEDGE_DEVTOOLS_NETWORK: "1" }, root)).devtoolsNetwork).toBe(true);
+  });
+
+  it("knows the inspector port, given or chosen", async () => {
+    expect((await planStart(["--inspector-port", "4321"], {}, root)).inspectorPort).toBe(4321);
+    const chosen = await planStart([], {}, root);
+    expect(chosen.inspectorPort).toBeGreaterThan(0);
+    expect(chosen.wranglerArgs).toEqual(expect.arrayContaining(["--inspector-port", String(chosen.inspectorPort)]));
+  });
+
+  it("uses .dev.vars.example only when there is no .dev.vars and no --env-file", async () => {
+    const example = path.join(root, ".dev.vars.example");
+    expect((await planStart([], {}, root)).envFile).toBe(example);
+    expect((await planStart(["--env-file", "mine.env"], {}, root)).envFile).toBeUndefined();
+    await writeFile(path.join(root, ".dev.vars"), "ORIGIN_URL=http://127.0.0.1:9000\n");
+    try {
+      const plan = await planStart([], {}, root);
+      expect(plan.envFile).toBeUndefined();
+      expect(plan.wranglerArgs).not.toContain("--env-file");
+    } finally {
+      await rm(path.join(root, ".dev.vars"));
+    }
+  });
+});
+
+/** Sockets open in wrangler's Node process of the edge started as process group `group`. */
+function wranglerSockets(group: number): number {
+  for (const entry of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const pgrp = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+      if (pgrp !== group || !readFileSync(`/proc/${entry}/cmdline`, "utf8").includes("wrangler-dist/cli.js")) continue;
+      return readdirSync(`/proc/${entry}/fd`).filter((fd) => {
+        try {
+          return readlinkSync(`/proc/${entry}/fd/${fd}`).startsWith("socket:");
+        } catch {
+          return false;
+        }
+      }).length;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`no wrangler process in process group ${group}`);
+}
+
+describe("npm start and a large pass-through", () => {
+  // With wrangler's DevTools Network events on, every few KiB of a subrequest body became an
+  // event handed to wrangler's Node process over a new loopback connection, left in CLOSE-WAIT:
+  // 24 MB made hundreds of sockets (a 155 MB clone, 40 000, until the process ran out of files).
+  const BODY_BYTES = 24 * 1024 * 1024;
+  let origin: http.Server | undefined;
+  let edge: Edge | undefined;
+
+  beforeAll(async () => {
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    origin = http.createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(BODY_BYTES) });
+      for (let sent = 0; sent < BODY_BYTES; sent += chunk.length) res.write(chunk);
+      res.end();
+    });
+    await new Promise<void>((resolve) => origin!.listen(0, "127.0.0.1", resolve));
+    edge = await startEdge(`http://127.0.0.1:${(origin.address() as { port: number }).port}`);
+  }, HG_TIMEOUT);
+
+  afterAll(async () => {
+    await edge?.stop();
+    origin?.closeAllConnections();
+    await new Promise((resolve) => origin?.close(resolve));
+  });
+
+  it("leaves wrangler with a handful of sockets, not one per few KiB", async () => {
+    const response = await fetch(`${edge!.url}/big`);
+    expect(response.status).toBe(200);
+    expect((await response.arrayBuffer()).byteLength).toBe(BODY_BYTES);
+    expect(wranglerSockets(edge!.processGroup)).toBeLessThan(150);
+  }, HG_TIMEOUT);
+});
+
+describe("npm run deploy", () => {
+  const toml = readFileSync(path.join(projectRoot, "wrangler.toml"), "utf8");
+
+  it("refuses a deploy whose Worker would have no ORIGIN_URL, naming it and the fixes", () => {
+    expect(missingOriginUrl(toml, [])).toMatch(/ORIGIN_URL is not set.*wrangler\.toml \[vars\].*--var ORIGIN_URL:.*keep_vars/);
+    expect(missingOriginUrl(`${toml}\n# ORIGIN_URL = "https://commented.out/"\n`, [])).toBeDefined();
+  });
+
+  it("lets it through with ORIGIN_URL in wrangler.toml or on the command line, or keep_vars", () => {
+    expect(missingOriginUrl(toml.replace("[vars]", '[vars]\nORIGIN_URL = "https://hg.example.org/"'), [])).toBeUndefined();
+    expect(missingOriginUrl(toml, ["--var", "ORIGIN_URL:https://hg.example.org/"])).toBeUndefined();
+    expect(missingOriginUrl(`keep_vars = true\n${toml}`, [])).toBeUndefined();
+  });
 });
