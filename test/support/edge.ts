@@ -69,8 +69,11 @@ export async function startEdge(originUrl: string, extraVars: Record<string, str
 }
 
 async function startEdgeOnce(originUrl: string, extraVars: Record<string, string>, wranglerArgs: string[]): Promise<Edge> {
-  // Its own local R2 and Durable Object state, never the project's .wrangler/state (which
-  // `npm start` uses): removed when the edge stops.
+  // A caller that names its own --persist-to keeps that state (e.g. to restart an edge on it);
+  // wrangler refuses the flag twice.
+  if (wranglerArgs.includes("--persist-to")) return startEdgeIn(undefined, originUrl, extraVars, wranglerArgs);
+  // Otherwise its own local R2 and Durable Object state, never the project's .wrangler/state
+  // (which `npm start` uses): removed when the edge stops.
   const state = await mkdtemp(path.join(os.tmpdir(), "hgedge-edge-state-"));
   try {
     return await startEdgeIn(state, originUrl, extraVars, wranglerArgs);
@@ -80,13 +83,14 @@ async function startEdgeOnce(originUrl: string, extraVars: Record<string, string
   }
 }
 
-async function startEdgeIn(state: string, originUrl: string, extraVars: Record<string, string>, wranglerArgs: string[]): Promise<Edge> {
+/** `state`: the temporary state folder this edge owns and removes, if any. */
+async function startEdgeIn(state: string | undefined, originUrl: string, extraVars: Record<string, string>, wranglerArgs: string[]): Promise<Edge> {
   const port = await freePort();
   // wrangler dev also binds an inspector port (9229 by default): edges started in parallel
   // test files would collide on it.
   const inspectorPort = await freePort();
   const vars = Object.entries({ ORIGIN_URL: originUrl, ...extraVars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
-  const child = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspectorPort), "--ip", "127.0.0.1", "--persist-to", state, ...vars, ...wranglerArgs], {
+  const child = spawn("npm", ["start", "--", "--port", String(port), "--inspector-port", String(inspectorPort), "--ip", "127.0.0.1", ...(state ? ["--persist-to", state] : []), ...vars, ...wranglerArgs], {
     cwd: projectRoot,
     detached: true,
     stdio: ["ignore", "pipe", "pipe"],
@@ -137,7 +141,7 @@ async function startEdgeIn(state: string, originUrl: string, extraVars: Record<s
       clearTimeout(timer);
       running.delete(child);
       live.delete(edge);
-      await rm(state, { recursive: true, force: true });
+      if (state) await rm(state, { recursive: true, force: true });
     },
   };
   live.add(edge);
