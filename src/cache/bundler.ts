@@ -132,7 +132,9 @@ export class Bundler extends DurableObject<Env> {
     if (!bundlesServed(config)) return;
     const record = await readBundleRecord(config.objects, repo, config.originUrl.href).catch(() => undefined);
     const dues = (record?.retired ?? []).map((b) => Date.parse(b.retiredAt) + config.bundleGraceSeconds * 1000);
-    if (dues.length > 0) await this.armAt(Math.max(Math.min(...dues), Date.now() + EXPIRY_RETRY_MS));
+    if (dues.length === 0) return;
+    const due = Math.min(...dues);
+    await this.armAt(due > Date.now() ? due : Date.now() + EXPIRY_RETRY_MS);
   }
 
   /**
