@@ -12,6 +12,14 @@ import * as zlib from "node:zlib";
 
 export type BundleCompression = "zstd" | "gzip";
 
+/**
+ * workerd's zstd compressor fails ("Unexpected end of file") once one write's output fills its
+ * output buffer (the default 16 KiB chunkSize): so the buffer is OUTPUT_BUFFER_BYTES and no write
+ * is larger than MAX_WRITE_BYTES, whose output (at most its size plus a few bytes) always fits.
+ */
+const OUTPUT_BUFFER_BYTES = 1 << 20;
+const MAX_WRITE_BYTES = 256 * 1024;
+
 /** The subset of a Node Transform stream this uses. */
 interface NodeTransform {
   on(event: "data", listener: (chunk: Uint8Array) => void): unknown;
@@ -42,8 +50,11 @@ export class ChunkCompressor {
 
   /** Compresses `bytes`; answers the compressed bytes the engine has produced since the last call. */
   async push(bytes: Uint8Array): Promise<Uint8Array[]> {
-    if (this.failure) throw this.failure;
-    await new Promise<void>((resolve, reject) => this.engine.write(bytes, (error) => (error ? reject(error) : resolve())));
+    for (let at = 0; at < bytes.length; at += MAX_WRITE_BYTES) {
+      if (this.failure) throw this.failure;
+      const piece = bytes.subarray(at, at + MAX_WRITE_BYTES);
+      await new Promise<void>((resolve, reject) => this.engine.write(piece, (error) => (error ? reject(error) : resolve())));
+    }
     return this.take();
   }
 
@@ -66,10 +77,10 @@ export class ChunkCompressor {
 }
 
 /** workerd's node:zlib has zstd; the Node 20 type definitions this project builds with do not. */
-const zstdCompress = (zlib as unknown as { createZstdCompress?: () => NodeTransform }).createZstdCompress;
+const zstdCompress = (zlib as unknown as { createZstdCompress?: (options: { chunkSize: number }) => NodeTransform }).createZstdCompress;
 
 export function createCompressor(compression: BundleCompression): ChunkCompressor {
   if (compression === "gzip") return new ChunkCompressor(zlib.createDeflate() as unknown as NodeTransform);
   if (!zstdCompress) throw new Error("this runtime's node:zlib has no createZstdCompress (workerd has it; Node 20 does not)");
-  return new ChunkCompressor(zstdCompress());
+  return new ChunkCompressor(zstdCompress({ chunkSize: OUTPUT_BUFFER_BYTES }));
 }
