@@ -50,7 +50,11 @@ async function main(): Promise<void> {
   const originDir = path.join(work, "origin");
   // A copy: the run pushes into it, and the cached repository must stay as generated.
   await cp(source, originDir, { recursive: true });
-  const stack = await startStack(HG7, originDir, { ACCESS: "public", ADMIN_TOKEN: TOKEN, BUNDLE_MIN_NEW_CHANGESETS: String(pushed) }, { v2: false });
+  const stack = await startStack(HG7, originDir, { ACCESS: "public", ADMIN_TOKEN: TOKEN, BUNDLE_MIN_NEW_CHANGESETS: String(pushed) }, {
+    v2: false,
+    // Its own R2 and Durable Object state: not another edge's bundles of repository "/".
+    wranglerArgs: ["--persist-to", path.join(work, "wrangler-state")],
+  });
   const { recorder, edge } = stack;
   const client = await startRecordingProxy(edge.url);
   const runtime = edgeProcesses(edge.processGroup, edge.url).runtime;

@@ -71,7 +71,10 @@ function stack(mode: Record<string, string>, originConfig: string[] = []) {
     await makeRepo(path.join(s.work, "origin"), HG7_PATH);
     s.origin = await serveRepo({ hgPath: HG7_PATH, repoDir: path.join(s.work, "origin"), v2: false, extraConfig: originConfig });
     s.recorder = await startRecordingProxy(s.origin.url);
-    s.edge = await startEdge(s.recorder.url, { ...mode, ADMIN_TOKEN: TOKEN, BUNDLE_MIN_NEW_CHANGESETS: String(THRESHOLD) });
+    // A state directory of its own: every stack bundles repository "/", and wrangler dev would
+    // otherwise keep R2 and the BUNDLER objects of every edge started here in one place.
+    const vars = { ...mode, ADMIN_TOKEN: TOKEN, BUNDLE_MIN_NEW_CHANGESETS: String(THRESHOLD) };
+    s.edge = await startEdge(s.recorder.url, vars, ["--persist-to", path.join(s.work, "wrangler-state")]);
   }, HG_TIMEOUT);
   afterAll(async () => {
     await s.edge?.stop();
