@@ -19,7 +19,7 @@ import path from "node:path";
 import { startStack } from "../../test/support/edge.ts";
 import { projectRoot, runHgOk, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
 import { stopDevtoolsNetworkEvents } from "./inspector.ts";
-import { cachedBenchRepo, cpuSeconds, edgeProcesses, machine, measuredClone, median, option, writeResult } from "./support.ts";
+import { cachedBenchRepo, cpuSeconds, edgeProcesses, exchange, machine, measuredClone, median, option, writeResult } from "./support.ts";
 
 const TOKEN = "bench-admin-token-0123456789abcdef0123456789";
 const HG7 = path.join(projectRoot, ".tools/bin/hg-7.0.1");
@@ -61,7 +61,11 @@ async function main(): Promise<void> {
   // wrangler dev's DevTools Network events cost the runtime CPU per subrequest chunk; production has none.
   await stopDevtoolsNetworkEvents(edge.inspectorPort);
   try {
-    const admin = (body: unknown) => fetch(`${edge.url}/.hgedge/admin/bundles`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify(body) });
+    // node:http, not fetch: a generation may take longer than fetch's 300 s wait for headers.
+    const admin = async (body: unknown) => {
+      const answer = await exchange(`${edge.url}/.hgedge/admin/bundles`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: new TextEncoder().encode(JSON.stringify(body)), keepBody: true });
+      return { status: answer.status, text: () => answer.body!.toString(), json: () => JSON.parse(answer.body!.toString()) as unknown };
+    };
     let n = 0;
     const clone = async (url: string, extra: string[] = [], bundles: StoredBundle[] = []): Promise<CloneFigures> => {
       const dest = path.join(work, `clone-${n++}`);
@@ -92,13 +96,15 @@ async function main(): Promise<void> {
     const generated = await admin({ repo: "/" });
     const generationSeconds = (performance.now() - started) / 1000;
     const generationCpu = cpuSeconds(runtime) - cpuBefore;
-    if (generated.status !== 200) throw new Error(`bundle generation failed: ${await generated.text()}`);
-    const made = (await generated.json()) as { bundles: StoredBundle[]; changesets: number };
+    if (generated.status !== 200) throw new Error(`bundle generation failed: ${generated.text()}`);
+    const made = generated.json() as { bundles: StoredBundle[]; changesets: number };
     const generationOrigin = recorder.exchanges.slice(originBefore);
     console.log(`generation: ${generationSeconds.toFixed(1)} s, runtime CPU ${generationCpu.toFixed(1)} s, ${made.bundles.map((b) => `${b.format} ${b.size}`).join(", ")}`);
 
     const stream = await medianOf(runs, () => clone(client.url, [], made.bundles));
+    console.log(`stream: ${JSON.stringify(stream)}`);
     const zstd = await medianOf(runs, () => clone(client.url, ["--config", "ui.clonebundleprefers=COMPRESSION=zstd"], made.bundles));
+    console.log(`zstd: ${JSON.stringify(zstd)}`);
 
     // Two isolates' worth of concurrent requests for a generation: one is made, the other refused.
     const concurrentBefore = recorder.exchanges.length;
