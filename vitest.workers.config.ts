@@ -28,7 +28,8 @@ export default defineConfig({
     cloudflareTest({
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
-        bindings: { ORIGIN_URL: "http://origin.test" },
+        // The Bundler Durable Object reads its configuration from these (tests build the app's own).
+        bindings: { ORIGIN_URL: "http://origin.test", ACCESS: "public", URL_TTL: "1", BUNDLE_GRACE_SECONDS: "2" },
         serviceBindings: { FIXTURES: serveFixture as never },
       },
     }),

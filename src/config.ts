@@ -6,6 +6,8 @@
 
 import type { Coalescer } from "./cache/coalescer.ts";
 import type { StatsCounter } from "./cache/stats.ts";
+import type { Bundler } from "./cache/bundler.ts";
+import { BUNDLE_FORMAT_NAMES, DEFAULT_BUNDLE_FORMATS, isBundleFormat, type BundleFormat } from "./protocol/clonebundles.ts";
 import type { RedirectMode, RedirectTarget } from "./protocol/capabilities.ts";
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "./protocol/requests.ts";
 import { OBJECTS_PATH, type TargetRegions } from "./cache/redirect.ts";
@@ -72,6 +74,12 @@ export interface Env {
   BUNDLE_MIN_NEW_CHANGESETS?: string;
   /** Secret: Authorization header value hgedge sends to the origin when it makes a bundle. */
   BUNDLE_ORIGIN_AUTHORIZATION?: string;
+  /** JSON array of bundle formats to make and list, best first (e.g. ["stream-v2", "zstd-v2"]). */
+  BUNDLE_FORMATS?: string;
+  /** Seconds a replaced bundle stays readable before it is deleted. */
+  BUNDLE_GRACE_SECONDS?: string;
+  /** Durable Object namespace: one clone-bundle generator per repository (src/cache/bundler.ts). */
+  BUNDLER?: DurableObjectNamespace<Bundler>;
 }
 
 export type Access = "public" | "origin";
@@ -123,6 +131,11 @@ export interface Config {
   bundleMinNewChangesets: number;
   /** Sent as Authorization on hgedge's own requests to the origin for bundles. */
   bundleOriginAuthorization?: string;
+  /** Bundle formats made and listed, best first. */
+  bundleFormats: BundleFormat[];
+  bundleGraceSeconds: number;
+  /** One generator per repository; undefined: bundles are made inline (admin request, cron). */
+  bundler?: DurableObjectNamespace<Bundler>;
 }
 
 export class ConfigError extends Error {
@@ -198,7 +211,16 @@ export function parseConfig(env: Env): Config {
     targetRetrySeconds: parsePositiveInt("TARGET_RETRY_SECONDS", env.TARGET_RETRY_SECONDS, 60),
     bundleRepos: parseBundleRepos(env.BUNDLE_REPOS),
     bundleMinNewChangesets: parsePositiveInt("BUNDLE_MIN_NEW_CHANGESETS", env.BUNDLE_MIN_NEW_CHANGESETS, 100),
+    bundleFormats: parseBundleFormats(env.BUNDLE_FORMATS),
+    bundleGraceSeconds: parsePositiveInt("BUNDLE_GRACE_SECONDS", env.BUNDLE_GRACE_SECONDS, DEFAULT_BUNDLE_GRACE_SECONDS),
   };
+  if (env.BUNDLER) config.bundler = env.BUNDLER;
+  if (config.bundleGraceSeconds <= config.urlTtlSeconds) {
+    throw new ConfigError(
+      "BUNDLE_GRACE_SECONDS",
+      `must be longer than URL_TTL (${config.urlTtlSeconds} s) plus the longest clone download, or a client holding a manifest URL meets a deleted bundle; got ${config.bundleGraceSeconds}`,
+    );
+  }
   if (env.COALESCER) config.coalescer = env.COALESCER;
   if (env.STATS) config.stats = env.STATS;
   if (env.BUNDLE_ORIGIN_AUTHORIZATION?.trim()) config.bundleOriginAuthorization = env.BUNDLE_ORIGIN_AUTHORIZATION.trim();
@@ -438,4 +460,30 @@ function parseBundleRepos(value: string | undefined): string[] {
     }
     return repo.replace(/\/+$/, "") || "/";
   });
+}
+
+/**
+ * How long a replaced bundle stays readable: a signed URL's lifetime (URL_TTL, 300 s by
+ * default) plus the download of a large bundle on a slow link.
+ */
+export const DEFAULT_BUNDLE_GRACE_SECONDS = 6 * 3600;
+
+/** BUNDLE_FORMATS: a JSON array of format names, best first, each at most once. */
+function parseBundleFormats(value: string | undefined): BundleFormat[] {
+  if (value === undefined || value.trim() === "") return [...DEFAULT_BUNDLE_FORMATS];
+  const example = `expected a JSON array of bundle formats, best first, from ${BUNDLE_FORMAT_NAMES.join(", ")}; e.g. ${JSON.stringify(DEFAULT_BUNDLE_FORMATS)}`;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new ConfigError("BUNDLE_FORMATS", `is not valid JSON; ${example}`);
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) throw new ConfigError("BUNDLE_FORMATS", example);
+  const formats: BundleFormat[] = [];
+  for (const name of parsed) {
+    if (typeof name !== "string" || !isBundleFormat(name)) throw new ConfigError("BUNDLE_FORMATS", `${JSON.stringify(name)} is not a bundle format: ${example}`);
+    if (formats.includes(name)) throw new ConfigError("BUNDLE_FORMATS", `${JSON.stringify(name)} is listed twice: ${example}`);
+    formats.push(name);
+  }
+  return formats;
 }

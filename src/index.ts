@@ -8,6 +8,7 @@ import { createScheduledHandler } from "./edge/bundles.ts";
 
 export { Coalescer } from "./cache/coalescer.ts";
 export { StatsCounter } from "./cache/stats.ts";
+export { Bundler } from "./cache/bundler.ts";
 
 const app = createApp();
 

@@ -5,6 +5,7 @@ declare namespace Cloudflare {
     OBJECTS: R2Bucket;
     STATS: DurableObjectNamespace<import("../src/cache/stats.ts").StatsCounter>;
     COALESCER: DurableObjectNamespace<import("../src/cache/coalescer.ts").Coalescer>;
+    BUNDLER: DurableObjectNamespace<import("../src/cache/bundler.ts").Bundler>;
     /** Serves test/fixtures/<path> from the host (see vitest.workers.config.ts). */
     FIXTURES: Fetcher;
   }

@@ -13,7 +13,7 @@ import { emptyCounters, statsStub, storedUsage } from "../cache/stats.ts";
 import { retryStats } from "./retry.ts";
 import { contentRouteUrls } from "../cache/redirect.ts";
 import type { V2Context } from "./v2.ts";
-import { bundlesAdminAction } from "./bundles.ts";
+import { bundlesAdminAction, bundleStats } from "./bundles.ts";
 import { logEvent } from "../log.ts";
 
 export const ADMIN_ROUTE_PREFIX = "/.hgedge/admin/";
@@ -161,6 +161,7 @@ async function stats({ config }: V2Context, url: URL): Promise<AdminResult> {
       listing: stored ? { objects: stored.listed, complete: stored.complete } : "no OBJECTS bucket is bound",
       ...(counters ? {} : { counters: "not kept: bind the STATS Durable Object to count hits, redirects, misses and bypasses" }),
       isolate: { filesdataRetries: retryStats.retries, filesdataDirect: retryStats.direct },
+      bundles: await bundleStats(config, repo),
     },
   };
 }

@@ -11,7 +11,7 @@ import { forwardToOrigin, originTimes, type OriginFetch } from "./passthrough.ts
 import { checkSignature } from "../cache/signing.ts";
 import { OBJECTS_ROUTE_PREFIX, handleObjectRequest, objectNameFromPath } from "./objects.ts";
 import { ADMIN_ROUTE_PREFIX, handleAdmin } from "./admin.ts";
-import { bundleRouteOf, handleBundleRoute, type BundleRoute } from "./bundles.ts";
+import { bundleRouteOf, handleBundleRoute, noticePush, type BundleRoute } from "./bundles.ts";
 import { handleV2Command, type V2Context } from "./v2.ts";
 import { classify, type HgRequest } from "./wireproto.ts";
 import { canonicalTarget, type CanonicalTarget } from "../protocol/target.ts";
@@ -123,7 +123,8 @@ function route(context: V2Context, hg: HgRequest | EdgeRoute): Promise<Response>
     case "v2-command":
       return handleV2Command(context, hg);
     default:
-      return forwardToOrigin(context.request, context.config, context.originFetch);
+      // A push that landed may make the repository's clone bundles stale (src/edge/bundles.ts).
+      return forwardToOrigin(context.request, context.config, context.originFetch).then((response) => noticePush(context, response));
   }
 }
 

@@ -19,6 +19,8 @@
  */
 import { Bundle2Error } from "./errors.ts";
 import { concatBytes } from "./frames.ts";
+import { StreamV2Counter, streamV2Params, type StreamV2Params } from "./streamclone.ts";
+import { pythonQuote } from "./v1.ts";
 
 export const BUNDLE2_MAGIC = "HG20";
 /** Part headers and stream parameters are a few hundred bytes; a larger one is not a bundle. */
@@ -41,6 +43,8 @@ export interface Bundle2Summary {
   changesets: number;
   /** `nbchanges` of the changegroup part, when its producer announced the count. */
   announcedChangesets?: number;
+  /** The `stream2` part's announced files, bytes and store requirements (a stream clone bundle). */
+  stream?: StreamV2Params;
   /** The end-of-stream marker was read: the bundle is whole. */
   complete: boolean;
   /** Bytes scanned. */
@@ -101,6 +105,9 @@ export class Bundle2Scanner {
   /** The part whose payload is being read feeds the changelog counter. */
   private countingPart = false;
   private announced: number | undefined;
+  /** The stream2 part's payload checker, while its payload is read. */
+  private streamClone: StreamV2Counter | undefined;
+  private streamParams_: StreamV2Params | undefined;
 
   get summary(): Bundle2Summary {
     const summary: Bundle2Summary = {
@@ -111,6 +118,7 @@ export class Bundle2Scanner {
       size: this.offset,
     };
     if (this.announced !== undefined) summary.announcedChangesets = this.announced;
+    if (this.streamParams_) summary.stream = { ...this.streamParams_ };
     return summary;
   }
 
@@ -123,6 +131,7 @@ export class Bundle2Scanner {
       if (state.at === "chunk") {
         const n = Math.min(state.left, bytes.length - i);
         if (this.countingPart) this.changelog?.feed(bytes.subarray(i, i + n), this.offset + i);
+        this.streamClone?.feed(bytes.subarray(i, i + n), this.offset + i);
         i += n;
         state.left -= n;
         if (state.left === 0) this.state = { at: "chunk-size" };
@@ -191,6 +200,8 @@ export class Bundle2Scanner {
         const size = int32(field);
         if (size === 0) {
           this.countingPart = false;
+          this.streamClone?.finish(end);
+          this.streamClone = undefined;
           this.state = { at: "header-size" };
         } else if (size === FLAG_INTERRUPT) {
           // The producer failed mid-part and sends an out-of-band part (usually error:abort).
@@ -242,6 +253,11 @@ export class Bundle2Scanner {
       const announced = Number(params.get("nbchanges"));
       if (params.has("nbchanges") && Number.isSafeInteger(announced) && announced >= 0) this.announced = announced;
     }
+    if (kind === "stream2") {
+      if (this.streamParams_) throw new Bundle2Error("a second stream2 part", start);
+      this.streamParams_ = streamV2Params(params, start);
+      this.streamClone = new StreamV2Counter(this.streamParams_);
+    }
   }
 
   private takePending(): Uint8Array {
@@ -272,14 +288,20 @@ function unquote(s: string): string {
 }
 
 /**
- * The bundlespec (`hg help bundlespec`) of an uncompressed bundle2 stream with changegroup
- * version 02 — what a v1 `getbundle` answers once the transport compression is taken off, and
- * what `hg debugbundle --spec` calls it. A stream parameter `Compression=…` would make it
- * another spec; hgedge stores only streams without one.
+ * The bundlespec (`hg help bundlespec`) of an uncompressed bundle2 stream, as
+ * `hg debugbundle --spec` prints it (exchange.getbundlespec): a changegroup of version 02 is
+ * `none-v2`; a stream clone is `none-v2;stream=v2;requirements%3D<store requirements>`, the
+ * requirements sorted and URL-quoted once more (bundle2._formatrequirementsparams), so that a
+ * client lacking one skips the manifest entry before it downloads anything. A stream parameter
+ * `Compression=…` would make it another spec; hgedge takes only streams without one.
  */
 export function bundleSpecOf(summary: Bundle2Summary): string {
   if (summary.streamParams.some((p) => p.toLowerCase().startsWith("compression="))) {
     throw new Bundle2Error(`compressed bundle2 streams are not stored (${summary.streamParams.join(" ")})`);
+  }
+  if (summary.stream) {
+    const requirements = summary.stream.requirements.split(/\s+/).filter((r) => r !== "" && r !== "shared").sort();
+    return `none-v2;stream=v2;${pythonQuote("requirements=")}${pythonQuote(requirements.join(","))}`;
   }
   const changegroup = summary.parts.find((p) => p.type.toLowerCase() === "changegroup");
   if (!changegroup) throw new Bundle2Error("the bundle has no changegroup part: the repository has no changesets to bundle");
@@ -287,3 +309,24 @@ export function bundleSpecOf(summary: Bundle2Summary): string {
   if (version !== "02") throw new Bundle2Error(`changegroup version ${version}: hgedge asks for, and lists, 02 only (bundlespec none-v2)`);
   return "none-v2";
 }
+
+/** Bundle2 compression names (bundle2 stream parameter `Compression`) of the engines hgedge writes. */
+export const BUNDLE2_COMPRESSION = { zstd: "ZS", gzip: "GZ" } as const;
+
+/**
+ * The first bytes of a compressed bundle2 stream (bundle20.getchunks): the magic, then the one
+ * stream parameter `Compression=<name>`; every byte after it (parts and end-of-stream marker) is
+ * the engine's compressed stream. `hg debugbundle --spec` calls such a bundle `zstd-v2` or
+ * `gzip-v2`.
+ */
+export function compressedBundle2Header(compression: (typeof BUNDLE2_COMPRESSION)[keyof typeof BUNDLE2_COMPRESSION]): Uint8Array {
+  const params = `Compression=${compression}`;
+  const out = new Uint8Array(8 + params.length);
+  out.set(new TextEncoder().encode(BUNDLE2_MAGIC), 0);
+  new DataView(out.buffer).setInt32(4, params.length);
+  out.set(new TextEncoder().encode(params), 8);
+  return out;
+}
+
+/** Bytes an uncompressed bundle2 stream without stream parameters starts with: "HG20" and a zero size. */
+export const PLAIN_BUNDLE2_HEADER_BYTES = 8;

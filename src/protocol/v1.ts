@@ -56,6 +56,41 @@ function compareBytes(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/**
+ * Whether a server's capabilities offer a bundle2 stream clone of version 2, and why not
+ * (wireprotov1server._capabilities, bundle2.getrepocaps): a server that allows stream clones
+ * advertises `stream` or `streamreqs=…` and, in its bundle2 capabilities, `stream=v2`. A server
+ * with `server.uncompressed=false`, or with secret changesets (unless
+ * `server.uncompressedallowsecret`), advertises neither (streamclone.allowservergeneration).
+ */
+export function streamCloneOffer(capabilities: Map<string, string>): { offered: true } | { offered: false; reason: string } {
+  if (!capabilities.has("stream") && !capabilities.has("streamreqs")) {
+    return { offered: false, reason: "the origin does not offer stream clones (server.uncompressed=false, or secret changesets without server.uncompressedallowsecret)" };
+  }
+  const bundle2 = decodeBundle2Caps(capabilities.get("bundle2") ?? "");
+  if (!(bundle2.get("stream") ?? []).includes("v2")) {
+    return { offered: false, reason: "the origin does not offer stream clones over bundle2 (no stream=v2 in its bundle2 capabilities; server.bundle2.stream=false?)" };
+  }
+  return { offered: true };
+}
+
+/** bundle2.decodecaps of the URL-quoted `bundle2=` capability value. */
+export function decodeBundle2Caps(value: string): Map<string, string[]> {
+  const caps = new Map<string, string[]>();
+  let text: string;
+  try {
+    text = decodeURIComponent(value);
+  } catch {
+    return caps;
+  }
+  for (const line of text.split("\n").filter(Boolean)) {
+    const eq = line.indexOf("=");
+    const name = decodeURIComponent(eq < 0 ? line : line.slice(0, eq));
+    caps.set(name, eq < 0 ? [] : line.slice(eq + 1).split(",").map((v) => decodeURIComponent(v)));
+  }
+  return caps;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Requests
 
@@ -87,14 +122,14 @@ export function bundle2Caps(caps: Record<string, readonly string[]>): string {
   const lines = Object.keys(caps)
     .sort(compareBytes)
     .map((name) => {
-      const values = (caps[name] ?? []).map(quote);
-      return values.length > 0 ? `${quote(name)}=${values.join(",")}` : quote(name);
+      const values = (caps[name] ?? []).map(pythonQuote);
+      return values.length > 0 ? `${pythonQuote(name)}=${values.join(",")}` : pythonQuote(name);
     });
-  return `HG20,bundle2=${quote(lines.join("\n"))}`;
+  return `HG20,bundle2=${pythonQuote(lines.join("\n"))}`;
 }
 
 /** Python's urllib.parse.quote with its default safe set ("/" and the unreserved characters). */
-function quote(s: string): string {
+export function pythonQuote(s: string): string {
   return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`).replace(/%2F/g, "/");
 }
 

@@ -4,11 +4,12 @@
  */
 import { deflate } from "pako";
 import { describe, expect, it } from "vitest";
-import { Bundle2Scanner, bundleSpecOf } from "../../src/protocol/bundle2.ts";
+import { Bundle2Scanner, bundleSpecOf, compressedBundle2Header } from "../../src/protocol/bundle2.ts";
 import { manifestLine, parseManifest, prependEntries, requiresSni } from "../../src/protocol/clonebundles.ts";
 import { Bundle2Error, V1ResponseError, StreamEncodingError } from "../../src/protocol/errors.ts";
-import { argumentHeaders, bundle2Caps, parseCapabilities, parseNodeList, V1StreamDecoder, withCapabilities } from "../../src/protocol/v1.ts";
+import { argumentHeaders, bundle2Caps, decodeBundle2Caps, parseCapabilities, parseNodeList, streamCloneOffer, V1StreamDecoder, withCapabilities } from "../../src/protocol/v1.ts";
 import { bundle2, concat } from "../support/bundle2.ts";
+import { stream2Bundle, uvarint } from "../support/stream2.ts";
 
 function scan(bytes: Uint8Array, step = bytes.length) {
   const scanner = new Bundle2Scanner();
@@ -62,7 +63,61 @@ describe("bundle2 scanner", () => {
   });
 });
 
+describe("stream clone bundles (stream2 parts)", () => {
+  const files = [
+    { name: "00changelog.i", data: new Uint8Array(300).fill(1) },
+    { name: "data/a.txt.i", data: new Uint8Array(70_000).fill(2) },
+    { name: "phaseroots", data: new Uint8Array(0) },
+    { name: "branch2-served", data: new Uint8Array(5).fill(3), destination: "c" },
+  ];
+
+  it("checks every entry against the announced files and bytes, whatever the chunk boundaries", () => {
+    const bytes = stream2Bundle({ files, requirements: ["revlogv1", "generaldelta", "sparserevlog", "revlog-compression-zstd"] });
+    for (const step of [1, 2, 7, 4096, bytes.length]) {
+      const summary = scan(bytes, step);
+      expect(summary.stream).toEqual({ files: 4, bytes: 70_305, requirements: "generaldelta,revlog-compression-zstd,revlogv1,sparserevlog" });
+      expect(summary.parts.map((p) => p.type)).toEqual(["stream2"]);
+    }
+  });
+
+  it("names it as hg debugbundle --spec does: the store requirements sorted and quoted", () => {
+    // Mercurial 7.0.1's `hg debugbundle --spec` of a stream bundle of a default 7.0 repository.
+    const summary = scan(stream2Bundle({ files, requirements: ["sparserevlog", "revlogv1", "revlog-compression-zstd", "generaldelta"] }));
+    expect(bundleSpecOf(summary)).toBe("none-v2;stream=v2;requirements%3Dgeneraldelta%2Crevlog-compression-zstd%2Crevlogv1%2Csparserevlog");
+  });
+
+  it.each([
+    ["fewer files than announced", { announcedFiles: 5 }, /announced 5 files/],
+    ["more bytes announced", { announcedBytes: 70_306 }, /of 70306 bytes but holds/],
+    ["a payload cut inside an entry", { cutPayloadAt: 400 }, /ends inside an entry/],
+  ])("refuses %s", (_, options, message) => {
+    expect(() => scan(stream2Bundle({ files, ...options }))).toThrow(message);
+  });
+
+  it("refuses unknown destinations, empty names and overlong sizes", () => {
+    expect(() => scan(stream2Bundle({ files: [{ name: "x", data: new Uint8Array(1), destination: "z" }] }))).toThrow(/destination byte/);
+    const entry = (sizes: number[]) => concat([new TextEncoder().encode("s"), new Uint8Array(sizes)]);
+    expect(() => scan(stream2Bundle({ files: [], payload: entry(new Array(11).fill(0x80)) }))).toThrow(/overlong size/);
+    expect(() => scan(stream2Bundle({ files: [], payload: entry([0, 1]) }))).toThrow(/name of 0 bytes/);
+    expect(uvarint(300)).toEqual(new Uint8Array([0xac, 0x02]));
+  });
+});
+
 describe("wire protocol v1", () => {
+  it("reads whether a server offers stream clones over bundle2", () => {
+    // Mercurial 7.0.1 hg serve of a default repository (bundle2 capability abridged).
+    const offering = parseCapabilities("bundle2=HG20%0Achangegroup%3D01%2C02%2C03%0Aphases%3Dheads%0Astream%3Dv2 getbundle streamreqs=generaldelta,revlog-compression-zstd,revlogv1,sparserevlog");
+    expect(decodeBundle2Caps(offering.get("bundle2")!).get("stream")).toEqual(["v2"]);
+    expect(streamCloneOffer(offering)).toEqual({ offered: true });
+    // server.uncompressed=false (or secret changesets): neither `stream` nor `streamreqs`.
+    expect(streamCloneOffer(parseCapabilities("bundle2=HG20%0Astream%3Dv2 getbundle"))).toMatchObject({ offered: false, reason: expect.stringMatching(/server.uncompressed=false/) });
+    expect(streamCloneOffer(parseCapabilities("bundle2=HG20%0Achangegroup%3D02 getbundle stream"))).toMatchObject({ offered: false, reason: expect.stringMatching(/stream=v2/) });
+  });
+
+  it("writes a compressed bundle2 stream's header as bundle20.getchunks does", () => {
+    expect(new TextDecoder().decode(compressedBundle2Header("ZS"))).toBe("HG20\0\0\0\x0eCompression=ZS");
+  });
+
   it("adds a capability in Mercurial's sorted order, and leaves an answer that has it alone", () => {
     const text = "batch branchmap bundle2=HG20%0Achangegroup%3D01%2C02 getbundle known lookup unbundle=HG10GZ,HG10BZ,HG10UN";
     const added = withCapabilities(text, ["clonebundles"]);
@@ -128,9 +183,17 @@ describe("clone bundles manifest", () => {
     ]);
   });
 
-  it("quotes attribute values and refuses URLs with whitespace", () => {
-    expect(manifestLine({ url: "http://e/b.hg", attributes: { BUNDLESPEC: "none-v2;stream=v2" } })).toBe("http://e/b.hg BUNDLESPEC=none-v2%3Bstream%3Dv2");
+  it("writes a stream bundlespec as hg debugbundle --spec prints it, which the client unquotes once", () => {
+    const spec = "none-v2;stream=v2;requirements%3Dgeneraldelta%2Crevlogv1";
+    const line = manifestLine({ url: "http://e/b.hg", attributes: { BUNDLESPEC: spec } });
+    expect(line).toBe(`http://e/b.hg BUNDLESPEC=${spec}`);
+    // What bundlecaches.parsebundlespec then splits at ";" and "=": requirements=generaldelta,revlogv1.
+    expect(parseManifest(line)[0]!.attributes.BUNDLESPEC).toBe("none-v2;stream=v2;requirements=generaldelta,revlogv1");
+  });
+
+  it("refuses URLs and values with whitespace", () => {
     expect(() => manifestLine({ url: "http://e/a b.hg", attributes: {} })).toThrow(/whitespace/);
+    expect(() => manifestLine({ url: "http://e/a.hg", attributes: { BUNDLESPEC: "none-v2 x" } })).toThrow(/whitespace/);
   });
 
   it("asks for SNI on https only", () => {
