@@ -312,10 +312,14 @@ async function run(): Promise<void> {
 
   const before = recorder.exchanges.length;
   const started = performance.now();
-  const made = (await adminJson(edge, token, "bundles", { method: "POST", body: JSON.stringify({ repo: "/" }) })) as { bundle: { changesets: number; size: number } };
+  const made = (await adminJson(edge, token, "bundles", { method: "POST", body: JSON.stringify({ repo: "/" }) })) as {
+    changesets: number;
+    bundles: { format: string; size: number }[];
+  };
   const seconds = (performance.now() - started) / 1000;
   demo.note(
-    `clone bundle: POST /.hgedge/admin/bundles made ${made.bundle.changesets} changesets, ${made.bundle.size.toLocaleString("en-US")} bytes (none-v2) ` +
+    `clone bundles: POST /.hgedge/admin/bundles made ${made.changesets} changesets as ` +
+      `${made.bundles.map((b) => `${b.format} (${b.size.toLocaleString("en-US")} B)`).join(", ")} ` +
       `in ${seconds.toFixed(1)} s; the origin served ${originBytesOf(recorder.exchanges.slice(before)).toLocaleString("en-US")} bytes for it, once.`,
   );
   const fromBundle = (output: string) => (/applying clone bundle from/.test(output) ? "clone bundle, R2" : "no clone bundle");
