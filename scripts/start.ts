@@ -150,7 +150,7 @@ async function main(): Promise<void> {
   child.on("exit", (code, signal) => process.exit(code ?? 128 + (signal ? os.constants.signals[signal] : 0)));
   child.stderr.pipe(process.stderr);
   if (plan.devtoolsNetwork) {
-    console.log("hgedge: DevTools Network events stay on (--devtools-network): keep transfers small, see README");
+    console.log("hgedge: DevTools Network events stay on (--devtools-network): keep transfers small, see docs/operations.md");
     child.stdout.pipe(process.stdout);
     return;
   }
