@@ -18,7 +18,7 @@
  * Every other argument goes to `wrangler dev` unchanged.
  */
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -64,6 +64,57 @@ export async function planStart(args: string[], env: NodeJS.ProcessEnv, root: st
     wranglerArgs.push("--env-file", example);
   }
   return plan;
+}
+
+/**
+ * The settings the local Worker will see, as far as a start-up note needs them: wrangler.toml's
+ * `[vars]`, then the env file (`--env-file`, else `.dev.vars`, else the example), then `--var`s.
+ */
+export function localSettings(plan: StartPlan, root: string): Record<string, string> {
+  const settings: Record<string, string> = {};
+  const toml = path.join(root, "wrangler.toml");
+  if (existsSync(toml)) Object.assign(settings, tomlVars(readFileSync(toml, "utf8")));
+  const envFile = argValue(plan.wranglerArgs, "--env-file") ?? path.join(root, ".dev.vars");
+  const envPath = path.resolve(root, envFile);
+  if (existsSync(envPath)) Object.assign(settings, dotenv(readFileSync(envPath, "utf8")));
+  for (let i = 0; i < plan.wranglerArgs.length; i++) {
+    if (plan.wranglerArgs[i] !== "--var") continue;
+    const [name, ...value] = (plan.wranglerArgs[i + 1] ?? "").split(":");
+    if (name) settings[name] = value.join(":");
+  }
+  return settings;
+}
+
+/**
+ * Said once at start-up (the Worker says it again, once per isolate): with the default
+ * ACCESS=origin and no SIGNING_KEY the cache is off, and a newcomer should not have to find
+ * that in a log line per request.
+ */
+export function cacheOffNote(settings: Record<string, string>): string | undefined {
+  if ((settings.ACCESS ?? "origin") !== "origin" || settings.SIGNING_KEY) return undefined;
+  return (
+    "hgedge: the cache is off: ACCESS=origin needs a SIGNING_KEY to sign object URLs. Put " +
+    "SIGNING_KEY=<openssl rand -hex 32> in .dev.vars, or ACCESS=public for public repositories " +
+    "(docs/operations.md, Configuration); meanwhile every request goes to the origin."
+  );
+}
+
+/** `NAME=value` lines; `#` comments and blank lines skipped, surrounding quotes removed. */
+function dotenv(text: string): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const line of text.split("\n")) {
+    const match = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (match) values[match[1] as string] = (match[2] as string).replace(/^(["'])(.*)\1$/, "$2");
+  }
+  return values;
+}
+
+/** The `NAME = "value"` lines of wrangler.toml's top-level `[vars]` table. */
+function tomlVars(text: string): Record<string, string> {
+  const table = /^\[vars\]\s*$([\s\S]*?)(?=^\[)/m.exec(text + "\n[")?.[1] ?? "";
+  const values: Record<string, string> = {};
+  for (const match of table.matchAll(/^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"/gm)) values[match[1] as string] = match[2] as string;
+  return values;
 }
 
 /** The value of `--name value` or `--name=value`. */
@@ -140,6 +191,8 @@ async function sendNetworkDisable(inspectorPort: number): Promise<void> {
 async function main(): Promise<void> {
   const plan = await planStart(process.argv.slice(2), process.env, projectRoot);
   if (plan.envFile) console.log(`hgedge: no .dev.vars, so the local settings of ${path.relative(projectRoot, plan.envFile)} apply`);
+  const cacheOff = cacheOffNote(localSettings(plan, projectRoot));
+  if (cacheOff) console.log(cacheOff);
   const wrangler = path.join(projectRoot, "node_modules/.bin/wrangler");
   const child = spawn(wrangler, ["dev", ...plan.wranglerArgs], {
     cwd: projectRoot,

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { missingOriginUrl } from "../../scripts/deploy.ts";
-import { planStart } from "../../scripts/start.ts";
+import { cacheOffNote, localSettings, planStart } from "../../scripts/start.ts";
 import { startEdge, type Edge } from "../support/edge.ts";
 import { cloneArgs, hg56Path, hg6Path, makeRepo, projectRoot, runHgOk, serveRepo, skipUnlessAvailable, type Served } from "../support/mercurial.ts";
 
@@ -119,6 +119,21 @@ describe("npm start's plan", () => {
       const plan = await planStart([], {}, root);
       expect(plan.envFile).toBeUndefined();
       expect(plan.wranglerArgs).not.toContain("--env-file");
+    } finally {
+      await rm(path.join(root, ".dev.vars"));
+    }
+  });
+
+  it("says at start-up that the cache is off when ACCESS=origin has no SIGNING_KEY", async () => {
+    const plan = await planStart([], {}, root);
+    expect(cacheOffNote(localSettings(plan, root))).toMatch(/cache is off.*SIGNING_KEY/);
+    const signed = await planStart(["--var", `SIGNING_KEY:${"k".repeat(32)}`], {}, root);
+    expect(cacheOffNote(localSettings(signed, root))).toBeUndefined();
+    const publicRepos = await planStart(["--var", "ACCESS:public"], {}, root);
+    expect(cacheOffNote(localSettings(publicRepos, root))).toBeUndefined();
+    await writeFile(path.join(root, ".dev.vars"), `# secrets\nSIGNING_KEY="${"s".repeat(32)}"\n`);
+    try {
+      expect(cacheOffNote(localSettings(await planStart([], {}, root), root))).toBeUndefined();
     } finally {
       await rm(path.join(root, ".dev.vars"));
     }
