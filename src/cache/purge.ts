@@ -33,5 +33,35 @@ export async function deleteByPrefix(
     deleted += names.length;
     if (!page.truncated) return { deleted, more: false };
   }
-  return { deleted, more: (await bucket.list({ prefix, delimiter: "/", limit: 1 })).objects.length > 0 };
+  return { deleted, more: await hasObjects(bucket, prefix) };
+}
+
+/**
+ * Deletes up to `max` objects in all, one level under each of `prefixes` in turn. `more` is
+ * true only when an object is really left under one of them: a purge that ends exactly at its
+ * cap with nothing left says so.
+ */
+export async function deleteByPrefixes(
+  bucket: R2Bucket,
+  prefixes: string[],
+  max: number,
+  onDeleted?: (names: string[]) => Promise<unknown>,
+): Promise<PurgeResult> {
+  let deleted = 0;
+  for (const [index, prefix] of prefixes.entries()) {
+    if (deleted >= max) return { deleted, more: await anyHasObjects(bucket, prefixes.slice(index)) };
+    const result = await deleteByPrefix(bucket, prefix, max - deleted, onDeleted);
+    deleted += result.deleted;
+    if (result.more) return { deleted, more: true };
+  }
+  return { deleted, more: false };
+}
+
+async function hasObjects(bucket: R2Bucket, prefix: string): Promise<boolean> {
+  return (await bucket.list({ prefix, delimiter: "/", limit: 1 })).objects.length > 0;
+}
+
+async function anyHasObjects(bucket: R2Bucket, prefixes: string[]): Promise<boolean> {
+  for (const prefix of prefixes) if (await hasObjects(bucket, prefix)) return true;
+  return false;
 }

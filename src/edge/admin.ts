@@ -8,7 +8,7 @@
 import { repositoryPrefix } from "../cache/keys.ts";
 import { CACHEABLE_COMMANDS } from "../protocol/commands.ts";
 import { isCanonicalRepo } from "../protocol/target.ts";
-import { deleteByPrefix } from "../cache/purge.ts";
+import { deleteByPrefixes } from "../cache/purge.ts";
 import { emptyCounters, statsStub, storedUsage } from "../cache/stats.ts";
 import { retryStats } from "./retry.ts";
 import { contentRouteUrls } from "../cache/redirect.ts";
@@ -119,18 +119,10 @@ async function purge(context: V2Context, url: URL): Promise<AdminResult> {
   const commands = body.command ? [body.command] : Object.keys(CACHEABLE_COMMANDS);
   const cache = typeof caches === "undefined" ? undefined : caches.default;
   const dropFromPop = (names: string[]) => Promise.all(names.map((name) => cache?.delete(contentRouteKey(url, name)).catch(() => false)));
-  let deleted = 0;
-  let more = false;
-  for (const command of commands) {
-    const result = await deleteByPrefix(config.objects, `${repositoryPrefix(body.repo)}${command}/`, PURGE_MAX_OBJECTS - deleted, dropFromPop);
-    deleted += result.deleted;
-    more ||= result.more;
-    if (deleted >= PURGE_MAX_OBJECTS) {
-      more = true;
-      break;
-    }
-  }
-  const prefix = repositoryPrefix(body.repo) + (body.command ? `${body.command}/` : "");
+  const repoPrefix = repositoryPrefix(body.repo);
+  const prefixes = commands.map((command) => `${repoPrefix}${command}/`);
+  const { deleted, more } = await deleteByPrefixes(config.objects, prefixes, PURGE_MAX_OBJECTS, dropFromPop);
+  const prefix = repoPrefix + (body.command ? `${body.command}/` : "");
   return { status: 200, body: { repo: body.repo, ...(body.command ? { command: body.command } : {}), prefix, deleted, more } };
 }
 

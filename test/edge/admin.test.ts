@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/config.ts";
 import { PURGE_MAX_OBJECTS } from "../../src/edge/admin.ts";
 import { createApp } from "../../src/edge/app.ts";
-import { deleteByPrefix } from "../../src/cache/purge.ts";
+import { deleteByPrefix, deleteByPrefixes } from "../../src/cache/purge.ts";
 import { repositoryOfObject } from "../../src/cache/stats.ts";
 import { edge, FRAMING, manifestRequest } from "../support/cacheapp.ts";
 import { fixtureBytes } from "../support/fixtures.ts";
@@ -117,6 +117,14 @@ describe("purge", () => {
     expect(await listed("purge-many/")).toHaveLength(105);
     expect(await deleteByPrefix(env.OBJECTS, "purge-many/filesdata/", PURGE_MAX_OBJECTS)).toEqual({ deleted: 105, more: false });
     expect(await listed("purge-many/")).toEqual([]);
+  });
+
+  it("says more only when objects are left, also when a purge ends exactly at its cap", async () => {
+    await seed(["purge-cap/filesdata/a", "purge-cap/filesdata/b", "purge-cap/manifestdata/c"]);
+    const prefixes = ["purge-cap/filesdata/", "purge-cap/manifestdata/", "purge-cap/filedata/"];
+    expect(await deleteByPrefixes(env.OBJECTS, prefixes, 2)).toEqual({ deleted: 2, more: true });
+    expect(await deleteByPrefixes(env.OBJECTS, prefixes, 1)).toEqual({ deleted: 1, more: false });
+    expect(await listed("purge-cap/")).toEqual([]);
   });
 });
 
