@@ -23,7 +23,8 @@ export { projectRoot };
 export const INSTALL_HINT = "run `npm run install-mercurial` (or `bash scripts/install-mercurial.sh`)";
 
 const DEFAULT_TIMEOUT_MS = 120_000;
-const SERVE_READY_TIMEOUT_MS = 15_000;
+/** A 5.x `hg serve` imports all of Mercurial first (HGDEMANDIMPORT=disable): slow on a busy 2-core machine. */
+const SERVE_READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 5_000;
 
 function executable(file: string): boolean {
@@ -328,10 +329,13 @@ export async function serveRepo(opts: ServeOptions): Promise<Served> {
       }
       await sleep(100);
     }
+    const silent = child.exitCode === null && !spawnFailed;
     await killAndWait(child);
     lastFailure = `attempt ${attempt} on port ${port}: ${errors() || "no output"}`;
-    // Another process grabbed the port between freePort() and hg's bind: try another one.
-    if (opts.port !== undefined || !/address already in use/i.test(output)) break;
+    // Another process grabbed the port between freePort() and hg's bind, or the server never
+    // answered (seen once in a fresh CI run, with no output at all): try again on another port.
+    const retry = /address already in use/i.test(output) || silent;
+    if (opts.port !== undefined || !retry) break;
   }
   await rm(logDir, { recursive: true, force: true });
   throw new Error(`hg serve did not answer within ${SERVE_READY_TIMEOUT_MS} ms (${lastFailure})`);
