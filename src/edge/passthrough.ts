@@ -7,7 +7,7 @@ import { withIdleTimeout } from "../cache/reader.ts";
 import type { Config } from "../config.ts";
 import { CACHEABLE_COMMANDS } from "../protocol/commands.ts";
 import { logEvent } from "../log.ts";
-import { encodedRepoPath } from "../protocol/target.ts";
+import { canonicalTarget, encodedRepoPath } from "../protocol/target.ts";
 
 /** How the edge reaches the origin; tests substitute a scripted origin. */
 export type OriginFetch = (url: string, init: RequestInit) => Promise<Response>;
@@ -188,20 +188,15 @@ export const originTimes = new WeakMap<Request, number>();
  * the whole answer before its first byte, for minutes on a big repository (config.ts).
  */
 function headerTimeoutMs(request: Request, url: URL, config: Config): { ms: number; binding: string } | undefined {
-  if (isPush(request, url)) return undefined;
-  if (isCacheableCommand(request, url)) return { ms: config.originCacheableTimeoutMs, binding: "ORIGIN_CACHEABLE_TIMEOUT_MS" };
+  // Read with the same canonical reading that routed the request (src/protocol/target.ts), not
+  // a second parser of its own.
+  const verdict = request.method === "POST" ? canonicalTarget(url.pathname, url.search) : undefined;
+  const target = verdict?.ok ? verdict.target : undefined;
+  if (target?.permission === "push") return undefined;
+  if (target?.protocol === "v2" && target.command !== undefined && Object.hasOwn(CACHEABLE_COMMANDS, target.command)) {
+    return { ms: config.originCacheableTimeoutMs, binding: "ORIGIN_CACHEABLE_TIMEOUT_MS" };
+  }
   return { ms: config.originTimeoutMs, binding: "ORIGIN_TIMEOUT_MS" };
-}
-
-/** A v2 command hgedge caches (`…/api/<version>/ro/filesdata` and the like). */
-function isCacheableCommand(request: Request, url: URL): boolean {
-  const command = /\/api\/[^/]+\/ro\/([^/]+)$/.exec(url.pathname)?.[1];
-  return request.method === "POST" && command !== undefined && Object.hasOwn(CACHEABLE_COMMANDS, command);
-}
-
-/** A write: v1 `unbundle` (push) or a v2 command on the read-write URL. */
-function isPush(request: Request, url: URL): boolean {
-  return request.method === "POST" && (url.searchParams.get("cmd") === "unbundle" || /\/api\/[^/]+\/rw\//.test(url.pathname));
 }
 
 /**
