@@ -24,8 +24,8 @@ export interface FillOptions {
   waitUntil?: (promise: Promise<unknown>) => void;
   /** Told once what happened, for logs and stats. */
   onOutcome?: (outcome: FillOutcome) => void;
-  /** Told each time a chunk passes: the fill is alive (the runtime may drop a request silently). */
-  onProgress?: () => void;
+  /** Told each time a chunk passes, with its size: the fill is alive (the runtime may drop a request silently). */
+  onProgress?: (bytes: number) => void;
   /** Stored bytes beyond which the fill stops and the answer only passes through (FILL_MAX_BYTES). */
   maxBytes?: number;
 }
@@ -63,7 +63,7 @@ export function fillWhileStreaming(upstream: ReadableStream<Uint8Array>, options
         return;
       }
       await fill.consume(chunk.value);
-      options.onProgress?.();
+      options.onProgress?.(chunk.value.byteLength);
       controller.enqueue(chunk.value);
     },
     async cancel(reason) {

@@ -173,11 +173,14 @@ async function fillFromOrigin({ context, bucket, command, name, parsed, body }: 
     if (outcome.committed) log("info", "cache-fill", { name, size: outcome.object.size, sha256: outcome.object.sha256 });
     else log("warn", "cache-fill-aborted", { name, reason: outcome.reason });
   };
-  const filled = fillWhileStreaming(countedBody(response.body, fill), {
+  const filled = fillWhileStreaming(response.body, {
     requestId: command.requestId,
     writer,
     onOutcome,
-    onProgress: () => (fill.lastProgress = Date.now()),
+    onProgress: (bytes) => {
+      fill.lastProgress = Date.now();
+      fill.bytes += bytes;
+    },
     ...(context.waitUntil ? { waitUntil: context.waitUntil } : {}),
   });
   return withStatus(new Response(filled, response), "MISS");
@@ -248,23 +251,6 @@ function preemptSlowestFill(now: number): boolean {
   fill.stop();
   log("warn", "cache-fill-preempted", { name: filling, bytesPerSecond: Math.round(rate), reason: "its client reads too slowly; another fill needs the slot" });
   return true;
-}
-
-/** The origin's body, counting into `fill.bytes` what goes through (read only as it is read). */
-function countedBody(body: ReadableStream<Uint8Array>, fill: ActiveFill): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        const { done, value } = await reader.read();
-        if (done) return controller.close();
-        fill.bytes += value.byteLength;
-        controller.enqueue(value);
-      },
-      cancel: (reason) => reader.cancel(reason),
-    },
-    { highWaterMark: 0 },
-  );
 }
 
 /**
