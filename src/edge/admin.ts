@@ -153,7 +153,7 @@ async function stats({ config }: V2Context, url: URL): Promise<AdminResult> {
       listing: stored ? { objects: stored.listed, complete: stored.complete } : "no OBJECTS bucket is bound",
       ...(counters ? {} : { counters: "not kept: bind the STATS Durable Object to count hits, redirects, misses and bypasses" }),
       isolate: { filesdataRetries: retryStats.retries, filesdataDirect: retryStats.direct },
-      bundles: await bundleStats(config, repo),
+      bundles: await bundleStats(config, repo === undefined ? undefined : normalisedRepo(repo)),
     },
   };
 }

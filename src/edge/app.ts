@@ -85,7 +85,7 @@ function routeOf(request: Request): { hg: HgRequest | EdgeRoute; request: Reques
   if (target.segments[0] === ".hgedge") return { hg: { kind: "refused", reason: "path: hgedge's routes are /.hgedge/objects/ and /.hgedge/admin/" }, request };
   const canonical = canonicalRequest(request, url, target);
   const hg = classify(canonical, target);
-  return { hg: bundleRouteOf(canonical, hg) ?? hg, request: canonical };
+  return { hg: bundleRouteOf(canonical.method, target, hg) ?? hg, request: canonical };
 }
 
 /** The same request on the canonical path (the object itself when nothing changes). */

@@ -24,6 +24,7 @@ import { objectUrl } from "./cached.ts";
 import { forwardToOrigin, type OriginFetch } from "./passthrough.ts";
 import { handleHandshake, type V2Context } from "./v2.ts";
 import type { HgRequest } from "./wireproto.ts";
+import { canonicalTarget, isCanonicalRepo, type CanonicalTarget } from "../protocol/target.ts";
 import { logEvent as log } from "../log.ts";
 
 /** Capabilities answers and manifests are small; a larger one passes through untouched. */
@@ -36,22 +37,16 @@ export type BundleRoute =
   | { kind: "v1-capabilities"; repo: string; handshake: boolean }
   | { kind: "v1-clonebundles"; repo: string; command: string };
 
-function repoOf(url: URL): string {
-  return url.pathname.replace(/\/+$/, "") || "/";
-}
-
 /**
  * The v1 requests clone bundles change among those otherwise passed through: plain capabilities
  * and the manifest commands. (The v2 handshake is routed here by the app as a capabilities
  * request with `handshake: true`.)
  */
-export function bundleRouteOf(request: Request, hg: HgRequest): BundleRoute | undefined {
-  if (hg.kind !== "other") return undefined;
-  const url = new URL(request.url);
-  const command = url.searchParams.get("cmd");
-  const repo = repoOf(url);
-  if (command === "capabilities" && request.method === "GET") return { kind: "v1-capabilities", repo, handshake: false };
-  if (command && (MANIFEST_COMMANDS as readonly string[]).includes(command)) return { kind: "v1-clonebundles", repo, command };
+export function bundleRouteOf(method: string, target: CanonicalTarget, hg: HgRequest): BundleRoute | undefined {
+  if (hg.kind !== "other" || target.protocol !== "v1" || target.repo === undefined || target.command === undefined) return undefined;
+  const { repo, command } = target;
+  if (command === "capabilities" && method === "GET") return { kind: "v1-capabilities", repo, handshake: false };
+  if ((MANIFEST_COMMANDS as readonly string[]).includes(command)) return { kind: "v1-clonebundles", repo, command };
   return undefined;
 }
 
@@ -129,8 +124,10 @@ export function noticePush(context: V2Context, response: Response): Response {
   const { request, config, waitUntil } = context;
   if (!config.bundler || !bundlesServed(config) || request.method !== "POST" || response.status !== 200) return response;
   const url = new URL(request.url);
-  if (url.searchParams.get("cmd") !== "unbundle" || mediaType(response) === HG_ERROR_MEDIA_TYPE) return response;
-  const scheduled = scheduleIfBundled(config, repoOf(url), "push").catch((error: unknown) => log("warn", "bundle-schedule-failed", { repo: repoOf(url), error: String(error) }));
+  const verdict = canonicalTarget(url.pathname, url.search);
+  if (!verdict.ok || verdict.target.command !== "unbundle" || mediaType(response) === HG_ERROR_MEDIA_TYPE) return response;
+  const repo = verdict.target.repo ?? "/";
+  const scheduled = scheduleIfBundled(config, repo, "push").catch((error: unknown) => log("warn", "bundle-schedule-failed", { repo, error: String(error) }));
   waitUntil?.(scheduled);
   return response;
 }
@@ -208,7 +205,7 @@ const STATS_MAX_RECORDS = 1000;
  */
 export async function bundleStats(config: Config, onlyRepo?: string): Promise<Record<string, unknown>> {
   if (!bundlesServed(config)) return { off: config.cacheRefusal ?? "no OBJECTS bucket is bound" };
-  const repos = new Set(onlyRepo ? [repoOf(new URL(onlyRepo, "http://x"))] : config.bundleRepos);
+  const repos = new Set(onlyRepo === undefined ? config.bundleRepos : isCanonicalRepo(onlyRepo) ? [onlyRepo] : []);
   if (!onlyRepo) {
     const listing = await config.objects.list({ prefix: `${BUNDLES_SEGMENT}/`, limit: STATS_MAX_RECORDS });
     for (const object of listing.objects) {
