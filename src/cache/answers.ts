@@ -10,7 +10,7 @@ import { IdentityFramer } from "../protocol/inline.ts";
 import { negotiateEncoding, type EncodingName } from "../protocol/streams.ts";
 import { fromHex } from "../protocol/hex.ts";
 import type { ObjectMetadata } from "./store.ts";
-import { ByteReader, RegionFiller } from "./reader.ts";
+import { ByteReader, RegionFiller } from "../io/reader.ts";
 
 export const CACHE_STATUS_HEADER = "x-hgedge-cache";
 export type CacheStatus = "HIT" | "MISS" | "REDIRECT" | "BYPASS";

@@ -4,7 +4,7 @@
  * or of the origin's stream clone — with the transport compression taken off.
  */
 import type { Config } from "../config.ts";
-import { ByteReader } from "./reader.ts";
+import { ByteReader } from "../io/reader.ts";
 import { concatBytes } from "../protocol/frames.ts";
 import {
   argumentHeaders,

@@ -10,7 +10,7 @@
  */
 import { ProtocolError } from "../protocol/errors.ts";
 import { ResponseReader, type ResponseEvent } from "../protocol/responses.ts";
-import { ByteReader } from "./reader.ts";
+import { ByteReader } from "../io/reader.ts";
 import type { CommittedObject, ObjectWriter } from "./store.ts";
 
 export type FillOutcome =

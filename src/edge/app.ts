@@ -17,7 +17,7 @@ import { classify, type HgRequest } from "./wireproto.ts";
 import { canonicalTarget, type CanonicalTarget } from "../protocol/target.ts";
 import { TargetHealth, type ProbeFetch } from "../cache/health.ts";
 import { logEvent } from "../log.ts";
-import { ByteReader } from "../cache/reader.ts";
+import { ByteReader } from "../io/reader.ts";
 
 export interface AppOptions {
   /** How to reach the origin (tests substitute a scripted origin). */

@@ -5,7 +5,7 @@
  */
 import { FrameParser, concatBytes, type Frame } from "../protocol/frames.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { ByteReader, OriginStalled, type ChunkReader } from "../cache/reader.ts";
+import { ByteReader, OriginStalled, type ChunkReader } from "../io/reader.ts";
 
 export type BoundedBody = { kind: "bytes"; bytes: Uint8Array } | { kind: "stream"; stream: ReadableStream<Uint8Array> };
 

@@ -3,7 +3,7 @@
  * method, headers and body; the answer comes back as it arrives. Neither body is buffered, and
  * nothing is retried (a push must never run twice).
  */
-import { withIdleTimeout } from "../cache/reader.ts";
+import { withIdleTimeout } from "../io/reader.ts";
 import type { Config } from "../config.ts";
 import { CACHEABLE_COMMANDS } from "../protocol/commands.ts";
 import { logEvent } from "../log.ts";

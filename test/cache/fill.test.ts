@@ -5,7 +5,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { fillWhileStreaming, type FillOutcome } from "../../src/cache/fill.ts";
-import { withIdleTimeout } from "../../src/cache/reader.ts";
+import { withIdleTimeout } from "../../src/io/reader.ts";
 import { ObjectWriter } from "../../src/cache/store.ts";
 import { bytesEqual, encode, encodeSequence } from "../../src/protocol/cbor.ts";
 import { concatBytes } from "../../src/protocol/frames.ts";

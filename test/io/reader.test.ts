@@ -3,7 +3,7 @@
  * buffers of their own size, and a stalled source failing with OriginStalled and cancelled.
  */
 import { describe, expect, it } from "vitest";
-import { ByteReader, OriginStalled, READ_BYTES, withIdleTimeout } from "../../src/cache/reader.ts";
+import { ByteReader, OriginStalled, READ_BYTES, withIdleTimeout } from "../../src/io/reader.ts";
 import { bytesEqual } from "../../src/protocol/cbor.ts";
 import { concatBytes } from "../../src/protocol/frames.ts";
 
