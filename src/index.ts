@@ -4,7 +4,7 @@
  */
 import type { Env } from "./config.ts";
 import { createApp } from "./edge/app.ts";
-import { createScheduledHandler } from "./edge/bundles.ts";
+import { createScheduledHandler } from "./edge/scheduled.ts";
 
 export { Coalescer } from "./cache/coalescer.ts";
 export { StatsCounter } from "./cache/stats.ts";

@@ -15,7 +15,7 @@ const errorOf = (env: Env) => {
 describe("config", () => {
   it("has safe defaults", () => {
     const config = parseConfig(base);
-    expect(config).toMatchObject({ access: "origin", cacheVersion: "1", minRedirectBytes: 32768, redirectFullHashes: false, redirectMode: "replace", originTimeoutMs: 30000 });
+    expect(config).toMatchObject({ cacheVersion: "1", minRedirectBytes: 32768, redirectFullHashes: false, redirectMode: "replace", originTimeoutMs: 30000 });
     expect(config.redirectTargets).toBeUndefined();
     expect(config.publicObjectsUrl).toBeUndefined();
     // A stock origin may work on a big filesdata answer for minutes before its headers.
@@ -24,10 +24,11 @@ describe("config", () => {
     expect(parseConfig({ ...base, POP_CACHE: "off" }).popCache).toBe(false);
     expect(config).toMatchObject({ accessTtlSeconds: 60, urlTtlSeconds: 300 });
     // Without a bucket, or with ACCESS=origin and no SIGNING_KEY, cached data is never served.
-    expect(config.cacheRefusal).toMatch(/no OBJECTS bucket/);
-    expect(parseConfig({ ...base, OBJECTS: {} as R2Bucket }).cacheRefusal).toMatch(/SIGNING_KEY is not set/);
-    expect(parseConfig({ ...base, OBJECTS: {} as R2Bucket, SIGNING_KEY: "x".repeat(32) }).cacheRefusal).toBeUndefined();
-    expect(parseConfig({ ...base, OBJECTS: {} as R2Bucket, ACCESS: "public" }).cacheRefusal).toBeUndefined();
+    expect(config.cache).toEqual({ mode: "off", reason: expect.stringMatching(/no OBJECTS bucket/) });
+    const bucket = {} as R2Bucket;
+    expect(parseConfig({ ...base, OBJECTS: bucket }).cache).toEqual({ mode: "off", bucket, reason: expect.stringMatching(/SIGNING_KEY is not set/) });
+    expect(parseConfig({ ...base, OBJECTS: bucket, SIGNING_KEY: "x".repeat(32) }).cache).toEqual({ mode: "signed", bucket, signingKey: "x".repeat(32) });
+    expect(parseConfig({ ...base, OBJECTS: bucket, ACCESS: "public" }).cache).toEqual({ mode: "public", bucket });
   });
 
   it.each([
@@ -83,7 +84,7 @@ describe("config", () => {
       { name: "r2-eu", protocol: "https", uris: ["https://objects.example/"], snirequired: true, tlsversions: ["1.2", "1.3"] },
     ]);
     expect(config.redirectMode).toBe("append");
-    expect(config.access).toBe("public");
+    expect(config.cache.mode).toBe("off"); // ACCESS=public, but no bucket
   });
 
   it("reads the region preferences, object URLs and retry period of the targets", () => {

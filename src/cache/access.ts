@@ -7,31 +7,29 @@
  * origin that cannot be asked means the request goes to the origin, never to the cache.
  */
 import { toHex } from "../protocol/hex.ts";
+import { fetchOrigin, originTimeout, type OriginCall } from "../origin/client.ts";
+import { clientAddressHeaders } from "../origin/headers.ts";
+import { originRepoUrl } from "../origin/urls.ts";
 import { logEvent } from "../log.ts";
 
 const MAX_REMEMBERED = 10_000;
 
-export type AskOrigin = (url: string, init: RequestInit) => Promise<Response>;
-
+/** This isolate's memory of the origin's yeses (per repository, credentials and client address). */
 export class AccessMemo {
   private readonly granted = new Map<string, number>();
 
-  /** `originTimeoutMs`: how long the origin may take to answer the check (ORIGIN_TIMEOUT_MS). */
-  constructor(
-    private readonly ttlSeconds: number,
-    private readonly originTimeoutMs: number,
-  ) {}
-
   /**
-   * `addressHeaders` are the client-address headers the data request is forwarded with: the
-   * check carries the same, and a yes is remembered for that address only.
+   * Whether the client of `request` may read `repo`. The check carries the client-address headers
+   * the data request is forwarded with, and a yes is remembered for that address only.
    */
-  async mayRead(request: Request, originRepoUrl: URL, askOrigin: AskOrigin, addressHeaders: Headers = new Headers(), now = Date.now()): Promise<boolean> {
-    const id = await credentialId(originRepoUrl, request.headers, addressHeaders);
+  async mayRead(call: OriginCall, request: Request, repo: string, now = Date.now()): Promise<boolean> {
+    const repoUrl = originRepoUrl(call.config, repo);
+    const addressHeaders = clientAddressHeaders(request);
+    const id = await credentialId(repoUrl, request.headers, addressHeaders);
     const until = this.granted.get(id);
     if (until !== undefined && until > now) return true;
-    const allowed = await askOriginWhether(request, originRepoUrl, askOrigin, addressHeaders, this.originTimeoutMs);
-    if (allowed) this.remember(id, now + this.ttlSeconds * 1000);
+    const allowed = await askOriginWhether(call, request, repoUrl, addressHeaders);
+    if (allowed) this.remember(id, now + call.config.accessTtlSeconds * 1000);
     else this.granted.delete(id);
     return allowed;
   }
@@ -49,7 +47,7 @@ async function credentialId(originRepoUrl: URL, headers: Headers, addressHeaders
   return toHex(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(material)));
 }
 
-async function askOriginWhether(request: Request, originRepoUrl: URL, askOrigin: AskOrigin, addressHeaders: Headers, timeoutMs: number): Promise<boolean> {
+async function askOriginWhether(call: OriginCall, request: Request, originRepoUrl: URL, addressHeaders: Headers): Promise<boolean> {
   const url = new URL(originRepoUrl.href);
   url.search = "?cmd=capabilities";
   const headers = new Headers(addressHeaders);
@@ -59,7 +57,7 @@ async function askOriginWhether(request: Request, originRepoUrl: URL, askOrigin:
     if (value) headers.set(name, value);
   }
   try {
-    const response = await askOrigin(url.href, { method: "GET", headers, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
+    const response = await fetchOrigin(call.fetch, url, { method: "GET", headers, redirect: "manual" }, originTimeout(call.config));
     await response.body?.cancel();
     return response.status === 200 && (response.headers.get("content-type") ?? "").startsWith("application/mercurial-");
   } catch (error) {

@@ -15,9 +15,10 @@
  * only when whole; the record naming them is written after the last one. Anything else leaves
  * the previous record and bundles current.
  */
-import type { Config } from "../config.ts";
+import { servingCache, type Config } from "../config.ts";
 import { commitBundleRecord, newBundleName, newRecord, readBundleRecord, BUNDLE_CONTENT_TYPE, type BundleRecord, type RetiredBundle, type StoredBundle } from "./bundles.ts";
-import { BundleError, originAbilities, originChangegroup, originHeads, originStreamClone, originText, type BundleOrigin, type OriginFetcher } from "./bundleorigin.ts";
+import { BundleError, originAbilities, originChangegroup, originHeads, originStreamClone, originText, type BundleOrigin } from "./bundleorigin.ts";
+import type { OriginFetch } from "../origin/client.ts";
 import { createCompressor, type ChunkCompressor } from "./compress.ts";
 import { ObjectWriter } from "./store.ts";
 import { Bundle2Scanner, BUNDLE2_COMPRESSION, PLAIN_BUNDLE2_HEADER_BYTES, bundleSpecOf, compressedBundle2Header, type Bundle2Summary } from "../protocol/bundle2.ts";
@@ -43,11 +44,6 @@ export interface GenerationOptions {
   onProgress?: (progress: GenerationProgress) => void;
 }
 
-/** Whether clone bundles are served at all: a bucket, and a configuration that lets us hand out URLs. */
-export function bundlesServed(config: Config): config is Config & { objects: R2Bucket } {
-  return config.objects !== undefined && config.cacheRefusal === undefined;
-}
-
 const PROGRESS_STEP_BYTES = 8 * 1024 * 1024;
 
 /**
@@ -55,11 +51,10 @@ const PROGRESS_STEP_BYTES = 8 * 1024 * 1024;
  * as long as the origin takes to send them: call it where that is allowed (a Durable Object
  * alarm, the admin request, a cron invocation), never from waitUntil.
  */
-export async function generateBundles(config: Config, fetchOrigin: OriginFetcher, repo: string, options: GenerationOptions = {}): Promise<GenerationOutcome> {
-  if (!bundlesServed(config)) {
-    return { ok: false, status: 503, error: `clone bundles are off: ${config.cacheRefusal ?? "no OBJECTS bucket is bound"}` };
-  }
-  const bucket = config.objects;
+export async function generateBundles(config: Config, fetchOrigin: OriginFetch, repo: string, options: GenerationOptions = {}): Promise<GenerationOutcome> {
+  const cache = servingCache(config);
+  if (!cache) return { ok: false, status: 503, error: `clone bundles are off: ${offReason(config)}` };
+  const bucket = cache.bucket;
   const previous = await readBundleRecord(bucket, repo, config.originUrl.href).catch(() => undefined);
   const kept = previous ? { kept: previous.bundles.map((b) => b.name) } : {};
   const createdAt = new Date();
@@ -228,7 +223,7 @@ export type FreshnessVerdict = { regenerate: boolean; reason: string };
  * seen — then cut. The alternatives cost more or say less: hgweb pages carry no count and need
  * not exist, and `between` only walks first parents.
  */
-export async function freshness(config: Config, fetchOrigin: OriginFetcher, record: BundleRecord, threshold: number): Promise<FreshnessVerdict> {
+export async function freshness(config: Config, fetchOrigin: OriginFetch, record: BundleRecord, threshold: number): Promise<FreshnessVerdict> {
   const origin = { config, fetch: fetchOrigin };
   const configured = config.bundleFormats.filter((format) => !record.bundles.some((b) => b.format === format) && !record.skipped?.[format]);
   if (configured.length > 0) return { regenerate: true, reason: `BUNDLE_FORMATS lists ${configured.join(", ")}, which the current bundles lack` };
@@ -270,11 +265,12 @@ export interface RefreshResult {
 }
 
 /** Makes new bundles of `repo` if there are none or they are stale; otherwise leaves them. */
-export async function refreshBundles(config: Config, fetchOrigin: OriginFetcher, repo: string, options: GenerationOptions = {}): Promise<RefreshResult> {
-  if (!bundlesServed(config)) return { repo, action: "skipped", reason: config.cacheRefusal ?? "no OBJECTS bucket is bound" };
+export async function refreshBundles(config: Config, fetchOrigin: OriginFetch, repo: string, options: GenerationOptions = {}): Promise<RefreshResult> {
+  const cache = servingCache(config);
+  if (!cache) return { repo, action: "skipped", reason: offReason(config) };
   let verdict: FreshnessVerdict;
   try {
-    const record = await readBundleRecord(config.objects, repo, config.originUrl.href);
+    const record = await readBundleRecord(cache.bucket, repo, config.originUrl.href);
     verdict = record ? await freshness(config, fetchOrigin, record, config.bundleMinNewChangesets) : { regenerate: true, reason: "no bundle yet" };
   } catch (error) {
     return { repo, action: "failed", reason: `could not tell whether the bundle is stale: ${error instanceof Error ? error.message : String(error)}` };
@@ -284,4 +280,9 @@ export async function refreshBundles(config: Config, fetchOrigin: OriginFetcher,
   return outcome.ok
     ? { repo, action: "generated", reason: verdict.reason, record: outcome.record }
     : { repo, action: "failed", reason: `${verdict.reason}; generation failed: ${outcome.error}`, status: outcome.status };
+}
+
+/** Why clone bundles are off (the cache is off: no bucket, or no way to hand out URLs). */
+export function offReason(config: Config): string {
+  return config.cache.mode === "off" ? config.cache.reason : "";
 }

@@ -4,6 +4,8 @@
  * or of the origin's stream clone — with the transport compression taken off.
  */
 import type { Config } from "../config.ts";
+import { fetchOrigin, originTimeout, OriginTimeout, type OriginFetch } from "../origin/client.ts";
+import { originCommandUrl } from "../origin/urls.ts";
 import { ByteReader } from "../io/reader.ts";
 import { concatBytes } from "../protocol/frames.ts";
 import {
@@ -20,8 +22,6 @@ import {
   V1StreamDecoder,
 } from "../protocol/v1.ts";
 
-/** How hgedge reaches the origin (the same shape as the edge's OriginFetch; tests script it). */
-export type OriginFetcher = (url: string, init: RequestInit) => Promise<Response>;
 
 /** Capabilities, heads and the like are small; a larger answer is refused. */
 const MAX_SMALL_ANSWER_BYTES = 1 << 20;
@@ -52,7 +52,7 @@ export class BundleError extends Error {
 
 export interface BundleOrigin {
   config: Config;
-  fetch: OriginFetcher;
+  fetch: OriginFetch;
 }
 
 export interface OriginAbilities {
@@ -65,13 +65,6 @@ function mediaType(response: Response): string {
   return (response.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
 }
 
-function commandUrl(config: Config, repo: string, command: string): string {
-  const url = new URL(config.originUrl.href);
-  url.pathname = url.pathname.replace(/\/+$/, "") + (repo === "/" ? "/" : repo);
-  url.search = `?cmd=${command}`;
-  return url.href;
-}
-
 /**
  * Runs v1 `command` on the origin's repository as a Mercurial client would, with hgedge's own
  * credentials if configured. Answers 200 with a body, or throws a BundleError.
@@ -80,15 +73,11 @@ async function originCommand(origin: BundleOrigin, repo: string, command: string
   const { config } = origin;
   const headers = new Headers({ accept: HG_MEDIA_TYPE_01, "user-agent": USER_AGENT, "x-hgproto-1": protoHeader(), ...argumentHeaders(args, headerLimit) });
   if (config.bundleOriginAuthorization) headers.set("authorization", config.bundleOriginAuthorization);
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DOMException("origin timeout", "TimeoutError")), config.originTimeoutMs);
   let response: Response;
   try {
-    response = await origin.fetch(commandUrl(config, repo, command), { method: "GET", headers, redirect: "manual", signal: controller.signal });
+    response = await fetchOrigin(origin.fetch, originCommandUrl(config, repo, command), { method: "GET", headers, redirect: "manual" }, originTimeout(config));
   } catch (error) {
-    throw new BundleError(controller.signal.aborted ? 504 : 502, `the origin did not answer ${command}: ${String(error)}`);
-  } finally {
-    clearTimeout(timer);
+    throw new BundleError(error instanceof OriginTimeout ? 504 : 502, `the origin did not answer ${command}: ${String(error)}`);
   }
   if (response.status === 200 && mediaType(response) !== HG_ERROR_MEDIA_TYPE) return response;
   const said = (await response.text().catch(() => "")).slice(0, 300).trim();

@@ -18,11 +18,12 @@
  * The object is alive for as long as a generation runs (an alarm or RPC in progress). If it is
  * evicted mid-way, the partial uploads are never committed and the next trigger starts over.
  */
+import type { DurableObjectBinding } from "../config/env.ts";
 import { DurableObject } from "cloudflare:workers";
-import { loadConfig, type Env } from "../config.ts";
+import { parseConfig, servingCache, type Config, type Env } from "../config.ts";
 import { expireRetiredBundles, readBundleRecord } from "./bundles.ts";
-import { bundlesServed, generateBundles, refreshBundles, type GenerationOutcome, type GenerationProgress, type RefreshResult } from "./bundlegen.ts";
-import type { OriginFetcher } from "./bundleorigin.ts";
+import { generateBundles, refreshBundles, type GenerationOutcome, type GenerationProgress, type RefreshResult } from "./bundlegen.ts";
+import type { OriginFetch } from "../origin/client.ts";
 import { logEvent as log } from "../log.ts";
 
 export type Trigger = "push" | "cron" | "admin";
@@ -55,11 +56,17 @@ const EXPIRY_RETRY_MS = 60_000;
 
 export class Bundler extends DurableObject<Env> {
   /** How generations reach the origin; tests substitute a scripted origin (useOrigin). */
-  private originFetch: OriginFetcher = (url, init) => fetch(url, init);
+  private originFetch: OriginFetch = (url, init) => fetch(url, init);
+  /** This object's configuration, parsed once from its bindings. */
+  private parsed: Config | undefined;
   private running: { trigger: Trigger; startedAt: string; progress?: GenerationProgress; done: Promise<unknown> } | undefined;
 
-  useOrigin(originFetch: OriginFetcher): void {
+  useOrigin(originFetch: OriginFetch): void {
     this.originFetch = originFetch;
+  }
+
+  private get config(): Config {
+    return (this.parsed ??= parseConfig(this.env));
   }
 
   /** Something may have changed in `repo`: the alarm checks (and generates) as soon as it can. */
@@ -78,7 +85,7 @@ export class Bundler extends DurableObject<Env> {
       const where = progress ? `, at ${progress.format} byte ${progress.bytes}` : "";
       return { ok: false, status: 409, error: `a generation of ${repo} is already running (started ${startedAt} by ${trigger}${where})` };
     }
-    const config = loadConfig(this.env);
+    const config = this.config;
     return this.run(repo, "admin", async (onProgress) => {
       const outcome = await generateBundles(config, this.originFetch, repo, { onProgress });
       const result: RefreshResult = outcome.ok
@@ -109,9 +116,10 @@ export class Bundler extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const repo = await this.ctx.storage.get<string>("repo");
     if (!repo) return;
-    const config = loadConfig(this.env);
-    if (bundlesServed(config)) {
-      await expireRetiredBundles(config.objects, repo, config.originUrl.href, config.bundleGraceSeconds * 1000).catch((error: unknown) => {
+    const config = this.config;
+    const cache = servingCache(config);
+    if (cache) {
+      await expireRetiredBundles(cache.bucket, repo, config.originUrl.href, config.bundleGraceSeconds * 1000).catch((error: unknown) => {
         log("warn", "bundles-expiry-failed", { repo, error: String(error) });
       });
     }
@@ -128,9 +136,10 @@ export class Bundler extends DurableObject<Env> {
 
   /** The alarm is due when the first retired bundle's grace period ends (not in a loop if deleting failed). */
   private async armForExpiry(repo: string): Promise<void> {
-    const config = loadConfig(this.env);
-    if (!bundlesServed(config)) return;
-    const record = await readBundleRecord(config.objects, repo, config.originUrl.href).catch(() => undefined);
+    const config = this.config;
+    const cache = servingCache(config);
+    if (!cache) return;
+    const record = await readBundleRecord(cache.bucket, repo, config.originUrl.href).catch(() => undefined);
     const dues = (record?.retired ?? []).map((b) => Date.parse(b.retiredAt) + config.bundleGraceSeconds * 1000);
     if (dues.length === 0) return;
     const due = Math.min(...dues);
@@ -181,6 +190,7 @@ function lastOf(trigger: Trigger, startedAt: string, result: RefreshResult): Las
 }
 
 /** The generator of `repo`. */
-export function bundlerStub(namespace: DurableObjectNamespace<Bundler>, repo: string): DurableObjectStub<Bundler> {
-  return namespace.get(namespace.idFromName(repo));
+export function bundlerStub(namespace: DurableObjectBinding, repo: string): DurableObjectStub<Bundler> {
+  const typed: DurableObjectNamespace<Bundler> = namespace;
+  return typed.get(typed.idFromName(repo));
 }

@@ -12,6 +12,7 @@
  * same bytes, never a wrong answer). A leader that vanishes (isolate gone) is replaced when its
  * lease runs out.
  */
+import type { DurableObjectBinding } from "../config/env.ts";
 import { DurableObject } from "cloudflare:workers";
 
 /** How a join ended for the caller. */
@@ -71,4 +72,13 @@ export class Coalescer extends DurableObject {
     clearTimeout(this.leaseTimer);
     for (const wake of [...this.waiters]) wake(outcome);
   }
+}
+
+/**
+ * The single flight of object `name`. The binding is declared untyped in Env (config sits below
+ * the cache layer), so its class is named here, where it is defined.
+ */
+export function coalescerStub(namespace: DurableObjectBinding, name: string): DurableObjectStub<Coalescer> {
+  const typed: DurableObjectNamespace<Coalescer> = namespace;
+  return typed.get(typed.idFromName(name));
 }

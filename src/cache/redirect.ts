@@ -1,27 +1,14 @@
 /**
- * The redirect decision and where redirects point (protocol.md §6.3, §8.5).
+ * The redirect decision (protocol.md §6.3, §8.5).
  *
  * A redirect is only allowed to a target the client listed in its request (an empty list means
  * none); among those, `chooseTarget` prefers the client's region and healthy targets. URLs point
- * at the Worker's content route, at the chosen target's TARGET_OBJECT_URLS entry, or at
- * PUBLIC_OBJECTS_URL (an R2 custom domain) when configured; private repositories' URLs are signed.
+ * where src/cache/urls.ts says.
  */
 import { text } from "../protocol/cbor.ts";
 import type { RedirectTarget } from "../protocol/capabilities.ts";
 import type { RedirectRequest } from "../protocol/requests.ts";
-
-export const OBJECTS_PATH = "/.hgedge/objects/";
-
-/**
- * Which targets a client near `place` should be sent to first. Country codes and continent codes
- * overlap (AF, AS, NA, SA are both), hence two separate maps.
- */
-export interface TargetRegions {
-  /** ISO 3166-1 country code as in `request.cf.country` (e.g. "DE") → target names, best first. */
-  countries: ReadonlyMap<string, readonly string[]>;
-  /** Continent code as in `request.cf.continent` (AF, AN, AS, EU, NA, OC, SA) → target names. */
-  continents: ReadonlyMap<string, readonly string[]>;
-}
+import type { TargetRegions } from "../config/targets.ts";
 
 /** Where the client is, as Cloudflare tells the Worker (`request.cf`); either may be unknown. */
 export interface ClientPlace {
@@ -72,22 +59,4 @@ export function preferenceOrder(ours: readonly RedirectTarget[], place: ClientPl
   }
   for (const target of ours) ordered.add(target);
   return [...ordered];
-}
-
-export type ObjectUrlBuilder = (objectName: string) => string;
-
-/** Each path segment percent-encoded: repository paths may hold any character. */
-export function objectPath(objectName: string): string {
-  return objectName.split("/").map(encodeURIComponent).join("/");
-}
-
-/** URLs on the content route of the edge the client is talking to. */
-export function contentRouteUrls(edgeOrigin: string): ObjectUrlBuilder {
-  return (objectName) => `${edgeOrigin}${OBJECTS_PATH}${objectPath(objectName)}`;
-}
-
-/** URLs on an R2 public/custom domain serving the bucket directly. */
-export function publicBucketUrls(base: URL): ObjectUrlBuilder {
-  const prefix = base.href.replace(/\/+$/, "");
-  return (objectName) => `${prefix}/${objectPath(objectName)}`;
 }

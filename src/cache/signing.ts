@@ -4,7 +4,6 @@
  * verifies them with WebCrypto's HMAC verify, which compares in constant time.
  */
 import { fromHex, toHex } from "../protocol/hex.ts";
-import type { ObjectUrlBuilder } from "./redirect.ts";
 
 export const EXPIRES_PARAM = "expires";
 export const SIGNATURE_PARAM = "sig";
@@ -29,7 +28,7 @@ export async function signature(secret: string, objectName: string, expires: num
 }
 
 /** Wraps a URL builder so that every URL carries `expires` and `sig`, valid for `ttlSeconds`. */
-export async function signedUrls(unsigned: ObjectUrlBuilder, secret: string, ttlSeconds: number, now = Date.now()): Promise<(name: string) => Promise<string>> {
+export async function signedUrls(unsigned: (name: string) => string, secret: string, ttlSeconds: number, now = Date.now()): Promise<(name: string) => Promise<string>> {
   const expires = Math.floor(now / 1000) + ttlSeconds;
   return async (name) => {
     const url = new URL(unsigned(name));

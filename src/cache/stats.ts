@@ -9,6 +9,7 @@
  * rate (one object, about a thousand requests a second), so isolates batch: each adds up its
  * counts in memory and sends them at most once per STATS_FLUSH_MS.
  */
+import type { DurableObjectBinding } from "../config/env.ts";
 import { DurableObject } from "cloudflare:workers";
 import type { CacheStatus } from "./answers.ts";
 import { logEvent } from "../log.ts";
@@ -85,8 +86,9 @@ export class StatsCounter extends DurableObject {
 }
 
 /** The one counter object every isolate writes to. */
-export function statsStub(namespace: DurableObjectNamespace<StatsCounter>): DurableObjectStub<StatsCounter> {
-  return namespace.get(namespace.idFromName("stats"));
+export function statsStub(namespace: DurableObjectBinding): DurableObjectStub<StatsCounter> {
+  const typed: DurableObjectNamespace<StatsCounter> = namespace;
+  return typed.get(typed.idFromName("stats"));
 }
 
 /**

@@ -22,7 +22,8 @@
  */
 import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
 import { BUNDLES_SEGMENT, isBundleObjectSegments } from "../cache/bundles.ts";
-import { OBJECTS_PATH, objectPath } from "../cache/redirect.ts";
+import { OBJECTS_PATH } from "../config/targets.ts";
+import { objectPath } from "../cache/urls.ts";
 import { OBJECT_CONTENT_TYPE } from "../cache/store.ts";
 import { toHex } from "../protocol/hex.ts";
 import { logEvent as log } from "../log.ts";

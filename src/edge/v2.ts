@@ -1,45 +1,41 @@
 /**
- * The two places where hgedge changes what the origin says — the capabilities handshake and the
- * v2 `capabilities` command, which gain hgedge's redirect targets — and the v2 command path,
- * which is parsed (so that the cache can plug in) and otherwise forwarded byte for byte.
+ * Wire protocol v2 over HTTP: the capabilities handshake and the `capabilities` command gain
+ * hgedge's redirect targets; a cacheable command is handed to the cache (src/cache/service.ts);
+ * every other command is forwarded byte for byte, its answer streamed back.
  */
-import type { Config } from "../config.ts";
-import {
-  CBOR_MEDIA_TYPE,
-  FRAMING_MEDIA_TYPE,
-  rewriteCapabilitiesResponse,
-  rewriteHandshake,
-} from "../protocol/capabilities.ts";
-import { ProtocolError } from "../protocol/errors.ts";
-import { PUSH_COMMANDS } from "../protocol/commands.ts";
-import { parseRequestBody, type ParsedRequestBody } from "../protocol/requests.ts";
-import { cacheability } from "../cache/keys.ts";
-import { readBounded, withBody } from "./bodies.ts";
-import { answerCacheable } from "./cached.ts";
-import { forwardV2Request } from "./retry.ts";
-import { redirectTargets } from "./targets.ts";
-import { forwardToOrigin, type OriginFetch } from "./passthrough.ts";
+import { servingCache, type Config } from "../config.ts";
 import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
-import type { TargetHealth } from "../cache/health.ts";
+import { cacheability } from "../cache/keys.ts";
+import { answerCacheable, type CacheAnswer } from "../cache/service.ts";
+import { redirectTargets } from "../cache/targets.ts";
+import { forwardToOrigin } from "../origin/client.ts";
+import { forwardV2Request } from "../origin/retry.ts";
+import { readBounded } from "../io/bodies.ts";
+import { copyResponse, plainError } from "../io/responses.ts";
+import { CBOR_MEDIA_TYPE, FRAMING_MEDIA_TYPE, rewriteCapabilitiesResponse, rewriteHandshake } from "../protocol/capabilities.ts";
+import { PUSH_COMMANDS } from "../protocol/commands.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { parseRequestBody, type ParsedRequestBody } from "../protocol/requests.ts";
 import { logEvent } from "../log.ts";
+import { waitUntilOf, type EdgeContext } from "./context.ts";
 
 /** Capabilities answers are a few KiB; anything much larger is not one we should rewrite. */
 const MAX_CAPABILITIES_BYTES = 1 << 20;
 
+/** Set (to `skipped`) on a MISS whose answer is not being stored. */
+export const FILL_SKIPPED_HEADER = "x-hgedge-fill";
 
-export interface V2Context {
-  request: Request;
-  config: Config;
-  originFetch: OriginFetch;
-  /** ctx.waitUntil, for work that outlives the response (cache commits). */
-  waitUntil?: (promise: Promise<unknown>) => void;
-  /** This isolate's memory of which redirect targets failed their probes (see cache/health.ts). */
-  targetHealth?: TargetHealth;
+/** A v2 command as its URL names it. */
+export interface V2Command {
+  repo: string;
+  permission: "ro" | "rw";
+  command: string;
 }
 
-/** GET <repo>?cmd=capabilities with upgrade headers: add our targets to the CBOR answer. */
-export async function handleHandshake({ request, config, originFetch }: V2Context): Promise<Response> {
-  const response = await forwardToOrigin(request, config, originFetch);
+/** GET <repo>?cmd=capabilities with upgrade headers: our targets added to the origin's CBOR answer. */
+export async function forwardHandshake(c: EdgeContext): Promise<Response> {
+  const { request, config, origin } = c.var;
+  const response = await forwardToOrigin(origin, request);
   if (response.status !== 200 || response.headers.get("content-type") !== CBOR_MEDIA_TYPE) return response;
   return rewriteBody(response, (body) => rewriteHandshake(body, redirectTargets(config, new URL(request.url)), config.redirectMode));
 }
@@ -48,11 +44,11 @@ export async function handleHandshake({ request, config, originFetch }: V2Contex
  * POST <repo>/api/<v2>/<ro|rw>/<command>: parsed; cacheable commands go to the cache, every
  * other one is forwarded unchanged and its answer streamed back.
  */
-export async function handleV2Command(context: V2Context, target: { repo: string; permission: "ro" | "rw"; command: string }): Promise<Response> {
-  const { request, config, originFetch } = context;
-  const { command } = target;
-  if (target.permission === "ro" && PUSH_COMMANDS.has(command)) return refusePushOnReadOnly(command);
-  if (request.method !== "POST") return forwardToOrigin(request, config, originFetch);
+export async function handleV2Command(c: EdgeContext, { repo, permission, command }: V2Command): Promise<Response> {
+  const { request, config, origin } = c.var;
+  c.set("command", command);
+  if (permission === "ro" && PUSH_COMMANDS.has(command)) return refusePushOnReadOnly(command);
+  if (request.method !== "POST") return forwardToOrigin(origin, request);
   // Mercurial checks Accept and Content-Type before it reads frames: only a request that gets
   // that far at the origin is judged here; any other goes to the origin for its own answer.
   const framed = request.headers.get("accept") === FRAMING_MEDIA_TYPE && request.headers.get("content-type") === FRAMING_MEDIA_TYPE;
@@ -60,9 +56,9 @@ export async function handleV2Command(context: V2Context, target: { repo: string
   if (body.kind === "stream") {
     if (framed) {
       await body.stream.cancel();
-      return refuse(413, `request body exceeds ${config.limits.maxRequestBytes} bytes (REQUEST_MAX_BYTES)`);
+      return plainError(413, `request body exceeds ${config.limits.maxRequestBytes} bytes (REQUEST_MAX_BYTES)`, { [CACHE_STATUS_HEADER]: "BYPASS" });
     }
-    return bypass(await forwardToOrigin(new Request(request, { body: body.stream }), config, originFetch));
+    return bypass(await forwardToOrigin(origin, new Request(request, { body: body.stream })));
   }
   let parsed: ParsedRequestBody | undefined;
   try {
@@ -71,19 +67,23 @@ export async function handleV2Command(context: V2Context, target: { repo: string
     if (!(error instanceof ProtocolError)) throw error;
     logEvent("warn", "v2-request-refused", { code: error.code, reason: error.message });
     // Mercurial answers protocol errors with 200 text/plain and the reason (protocol.md §1.6).
-    if (framed) return refuse(200, `hgedge: malformed request: ${error.message}`);
+    if (framed) return refuseAsMercurial(200, `hgedge: malformed request: ${error.message}`);
   }
   // A framed request without a command makes a stock 5.x origin fail with a 500.
   if (framed && parsed && parsed.commands.length === 0) {
     logEvent("warn", "v2-request-refused", { reason: "no command request in the body" });
-    return refuse(200, "hgedge: malformed request: the body holds no command request");
+    return refuseAsMercurial(200, "hgedge: malformed request: the body holds no command request");
   }
-  if (parsed && config.objects) {
-    const verdict = cacheability(parsed, target.repo, target.permission, command);
-    if (verdict.cacheable && !config.cacheRefusal) return answerCacheable(context, config.objects, verdict.request, parsed, body.bytes);
-    if (verdict.cacheable) warnCacheRefusedOnce(config);
+  if (parsed) {
+    const verdict = cacheability(parsed, repo, permission, command);
+    const cache = servingCache(config);
+    if (verdict.cacheable && cache) {
+      const scope = { request, config, cache, isolate: c.var.isolate, origin, waitUntil: waitUntilOf(c) };
+      return cacheAnswerResponse(c, await answerCacheable(scope, verdict.request, parsed, body.bytes));
+    }
+    if (verdict.cacheable) warnCacheRefusedOnce(c, config);
   }
-  const response = await forwardV2Request(context, target.repo, parsed, body.bytes);
+  const response = await forwardV2Request(origin, request, repo, parsed, body.bytes);
   if (command === "capabilities" && parsed && response.status === 200 && response.headers.get("content-type") === FRAMING_MEDIA_TYPE) {
     const targets = redirectTargets(config, new URL(request.url));
     return bypass(await rewriteBody(response, (bytes) => rewriteCapabilitiesResponse(bytes, targets, config.redirectMode)));
@@ -91,16 +91,22 @@ export async function handleV2Command(context: V2Context, target: { repo: string
   return bypass(response);
 }
 
-/**
- * Configurations that refuse the cache (the default `ACCESS=origin` without SIGNING_KEY) and were
- * already reported in this isolate: the reason is logged once, not on every cacheable request.
- */
-const reportedRefusals = new WeakSet<Config>();
+/** The cache's answer as HTTP: its status in X-Hgedge-Cache, and noted for the request log. */
+function cacheAnswerResponse(c: EdgeContext, answer: CacheAnswer): Response {
+  c.set("cacheStatus", answer.status);
+  c.set("objectBytes", answer.objectBytes);
+  const headers: Record<string, string> = { [CACHE_STATUS_HEADER]: answer.status };
+  if (answer.notStored) headers[FILL_SKIPPED_HEADER] = "skipped";
+  return copyResponse(answer.response, { headers });
+}
 
-function warnCacheRefusedOnce(config: Config): void {
-  if (reportedRefusals.has(config)) return;
-  reportedRefusals.add(config);
-  logEvent("warn", "cache-refused", { reason: config.cacheRefusal, note: "logged once per isolate" });
+/**
+ * Configurations that refuse the cache (the default `ACCESS=origin` without SIGNING_KEY): the
+ * reason is logged once per isolate, not on every cacheable request.
+ */
+function warnCacheRefusedOnce(c: EdgeContext, config: Config): void {
+  if (config.cache.mode !== "off" || !c.var.isolate.firstRefusalReport(config)) return;
+  logEvent("warn", "cache-refused", { reason: config.cache.reason, note: "logged once per isolate" });
 }
 
 /**
@@ -109,18 +115,20 @@ function warnCacheRefusedOnce(config: Config): void {
  */
 function refusePushOnReadOnly(command: string): Response {
   logEvent("warn", "push-command-on-ro-refused", { command });
-  return refuse(403, `insufficient permissions to execute command: ${command}`);
+  return refuseAsMercurial(403, `insufficient permissions to execute command: ${command}`);
 }
 
-/** A plain-text refusal, never forwarded, never cached. */
-function refuse(status: number, message: string): Response {
+/**
+ * A refusal in the shape Mercurial's own server gives it (a bare `text/plain` reason, which the
+ * client prints), so a client cannot tell hgedge's refusal from the origin's. Never forwarded,
+ * never cached.
+ */
+function refuseAsMercurial(status: number, message: string): Response {
   return new Response(message, { status, headers: { "content-type": "text/plain", [CACHE_STATUS_HEADER]: "BYPASS" } });
 }
 
 function bypass(response: Response): Response {
-  const headers = new Headers(response.headers);
-  headers.set(CACHE_STATUS_HEADER, "BYPASS");
-  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  return copyResponse(response, { headers: { [CACHE_STATUS_HEADER]: "BYPASS" } });
 }
 
 /**
@@ -128,15 +136,15 @@ function bypass(response: Response): Response {
  * large, or `rewrite` declines (`undefined`) or finds it malformed, the origin's bytes go through
  * unchanged — the client then sees exactly what the origin said.
  */
-async function rewriteBody(response: Response, rewrite: (body: Uint8Array) => Uint8Array | undefined): Promise<Response> {
-  const body = await readBounded(response.body, MAX_CAPABILITIES_BYTES);
-  if (body.kind === "stream") return withBody(response, body.stream);
+export async function rewriteBody(response: Response, rewrite: (body: Uint8Array) => Uint8Array | undefined, limit = MAX_CAPABILITIES_BYTES): Promise<Response> {
+  const body = await readBounded(response.body, limit);
+  if (body.kind === "stream") return copyResponse(response, { body: body.stream });
   try {
     const rewritten = rewrite(body.bytes);
-    if (rewritten) return withBody(response, rewritten);
+    if (rewritten) return copyResponse(response, { body: rewritten });
   } catch (error) {
     if (!(error instanceof ProtocolError)) throw error;
     logEvent("warn", "capabilities-unchanged", { code: error.code, reason: error.message });
   }
-  return withBody(response, body.bytes);
+  return copyResponse(response, { body: body.bytes });
 }

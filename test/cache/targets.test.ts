@@ -4,7 +4,8 @@
  */
 import { describe, expect, it, vi } from "vitest";
 import { TargetHealth, type ProbeFetch } from "../../src/cache/health.ts";
-import { chooseTarget, preferenceOrder, type TargetRegions } from "../../src/cache/redirect.ts";
+import { chooseTarget, preferenceOrder } from "../../src/cache/redirect.ts";
+import type { TargetRegions } from "../../src/config/targets.ts";
 import type { RedirectTarget } from "../../src/protocol/capabilities.ts";
 import { bytes } from "../../src/protocol/cbor.ts";
 import type { RedirectRequest } from "../../src/protocol/requests.ts";

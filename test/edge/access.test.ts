@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { signature } from "../../src/cache/signing.ts";
 import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
-import type { OriginFetch } from "../../src/edge/passthrough.ts";
+import type { OriginFetch } from "../../src/origin/client.ts";
 import { cborMap, mapGet, text, type CborMap } from "../../src/protocol/cbor.ts";
 import { encodeRequestBody } from "../../src/protocol/requests.ts";
 import { collectResponses } from "../../src/protocol/responses.ts";

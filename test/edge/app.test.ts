@@ -5,7 +5,7 @@
 import { describe, expect, it, vi } from "vitest";
 import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
-import type { OriginFetch } from "../../src/edge/passthrough.ts";
+import type { OriginFetch } from "../../src/origin/client.ts";
 import { advertisedTargets, withRedirectTargets } from "../../src/protocol/capabilities.ts";
 import { bytes, cborMap, decodeOne, encode, mapGet, text, type CborMap } from "../../src/protocol/cbor.ts";
 import { encodeRequestBody, parseRequestBody } from "../../src/protocol/requests.ts";

@@ -18,7 +18,7 @@ import type { Env } from "../../src/config.ts";
 import { bundleDirectory, bundleRecordName, type BundleRecord } from "../../src/cache/bundles.ts";
 import { bundlerStub, type Bundler, type BundlerStatus } from "../../src/cache/bundler.ts";
 import { createApp } from "../../src/edge/app.ts";
-import type { OriginFetch } from "../../src/edge/passthrough.ts";
+import type { OriginFetch } from "../../src/origin/client.ts";
 import { bundle2 } from "../support/bundle2.ts";
 
 const EDGE = "http://edge.test";

@@ -6,7 +6,7 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { OriginFetch } from "../../src/edge/passthrough.ts";
+import type { OriginFetch } from "../../src/origin/client.ts";
 import { collectResponses } from "../../src/protocol/responses.ts";
 import { edge, FRAMING, manifestRequest } from "../support/cacheapp.ts";
 import { fixtureBytes } from "../support/fixtures.ts";

@@ -33,7 +33,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
-import type { OriginFetch } from "../../src/edge/passthrough.ts";
+import type { OriginFetch } from "../../src/origin/client.ts";
 import { bytes, bytesEqual, cborMap, encodeSequence, type CborMap } from "../../src/protocol/cbor.ts";
 import { concatBytes } from "../../src/protocol/frames.ts";
 import { encodeRequestBody } from "../../src/protocol/requests.ts";

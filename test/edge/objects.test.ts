@@ -4,7 +4,7 @@
  */
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { objectPath } from "../../src/cache/redirect.ts";
+import { objectPath } from "../../src/cache/urls.ts";
 import {
   handleObjectRequest,
   objectNameFromPath,

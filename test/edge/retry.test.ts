@@ -3,8 +3,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
-import type { OriginFetch } from "../../src/edge/passthrough.ts";
-import { retryStats } from "../../src/edge/retry.ts";
+import type { OriginFetch } from "../../src/origin/client.ts";
+import { CacheIsolate } from "../../src/cache/isolate.ts";
 import { bytes, cborMap, mapGet } from "../../src/protocol/cbor.ts";
 import { parseRequestBody } from "../../src/protocol/requests.ts";
 import { encodeErrorResponseFrame, ResponseEmitter } from "../../src/protocol/responses.ts";
@@ -40,10 +40,10 @@ function filesdataRequest(marker: number): Request {
   });
 }
 
-async function call(originFetch: OriginFetch, request: Request, vars: Record<string, string> = {}) {
+async function call(originFetch: OriginFetch, request: Request, vars: Record<string, string> = {}, isolate = new CacheIsolate({ originFetch })) {
   const pending: Promise<unknown>[] = [];
   const ctx = { waitUntil: (p: Promise<unknown>) => pending.push(p), passThroughOnException() {}, props: {} };
-  const response = await createApp({ originFetch }).fetch(request, { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ...vars } as Env, ctx as unknown as ExecutionContext);
+  const response = await createApp({ isolate }).fetch(request, { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ...vars } as Env, ctx as unknown as ExecutionContext);
   const body = new Uint8Array(await response.arrayBuffer());
   await Promise.all(pending);
   return { response, body };
@@ -55,16 +55,17 @@ describe("filesdata on removed files", async () => {
 
   it("retries once without parents and gives the client only the second answer", async () => {
     const origin = buggyOrigin(failure, success);
-    const before = retryStats.retries;
-    const { body } = await call(origin.originFetch, filesdataRequest(++unique));
+    const isolate = new CacheIsolate({ originFetch: origin.originFetch });
+    const { body } = await call(origin.originFetch, filesdataRequest(++unique), {}, isolate);
     expect(body).toEqual(success);
     expect(origin.seen).toEqual([true, false]);
-    expect(retryStats.retries).toBe(before + 1);
+    expect(isolate.retryMemory.retries).toBe(1);
 
-    // The same request again goes straight to the working form.
-    const again = await call(origin.originFetch, filesdataRequest(unique));
+    // The same request again, in the same isolate, goes straight to the working form.
+    const again = await call(origin.originFetch, filesdataRequest(unique), {}, isolate);
     expect(again.body).toEqual(success);
     expect(origin.seen).toEqual([true, false, false]);
+    expect(isolate.retryMemory).toMatchObject({ retries: 1, direct: 1 });
   });
 
   it("caches the retried answer under the original request's key", async () => {

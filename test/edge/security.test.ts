@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
-import type { OriginFetch } from "../../src/edge/passthrough.ts";
+import type { OriginFetch } from "../../src/origin/client.ts";
 import { OTHER_REPOSITORIES, STATS_MAX_REPOSITORIES, emptyCounters, type StatsCounter } from "../../src/cache/stats.ts";
 import { bytes, cborMap } from "../../src/protocol/cbor.ts";
 import { encodeRequestBody } from "../../src/protocol/requests.ts";

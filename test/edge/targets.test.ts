@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
-import type { OriginFetch } from "../../src/edge/passthrough.ts";
+import type { OriginFetch } from "../../src/origin/client.ts";
 import type { ProbeFetch } from "../../src/cache/health.ts";
 import { advertisedTargets } from "../../src/protocol/capabilities.ts";
 import { bytes, cborMap, decodeOne, mapGet, text, type CborMap } from "../../src/protocol/cbor.ts";

@@ -19,7 +19,7 @@ import fc from "fast-check";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
-import type { OriginFetch } from "../../src/edge/passthrough.ts";
+import type { OriginFetch } from "../../src/origin/client.ts";
 import { decodeAll, encode, type CborValue } from "../../src/protocol/cbor.ts";
 import { fromHex } from "../../src/protocol/hex.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";

@@ -5,7 +5,7 @@
 import { env } from "cloudflare:workers";
 import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
-import type { OriginFetch } from "../../src/edge/passthrough.ts";
+import type { OriginFetch } from "../../src/origin/client.ts";
 import { bytes, cborMap } from "../../src/protocol/cbor.ts";
 import { encodeRequestBody } from "../../src/protocol/requests.ts";
 

@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { HOP_BY_HOP as EDGE_HOP_BY_HOP } from "../../src/edge/passthrough.ts";
+import { HOP_BY_HOP as EDGE_HOP_BY_HOP } from "../../src/origin/headers.ts";
 import { projectRoot } from "./paths.ts";
 
 export { projectRoot };

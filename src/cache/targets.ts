@@ -1,10 +1,13 @@
+/**
+ * Redirect targets for one request: those hgedge advertises, and the one a cached object's
+ * redirect should use (region preference from redirect.ts, health from health.ts).
+ */
 import type { Config } from "../config.ts";
-import type { ProbedTarget } from "../cache/health.ts";
-import { chooseTarget, type ClientPlace } from "../cache/redirect.ts";
+import type { ProbedTarget, TargetHealth } from "./health.ts";
+import { chooseTarget, type ClientPlace } from "./redirect.ts";
 import type { RedirectTarget } from "../protocol/capabilities.ts";
 import { text } from "../protocol/cbor.ts";
 import type { RedirectRequest } from "../protocol/requests.ts";
-import type { V2Context } from "./v2.ts";
 
 /**
  * Targets to advertise: the configured ones, or one named `hgedge` on the URL the client used,
@@ -25,14 +28,16 @@ export function redirectTargets(config: Config, requestUrl: URL): RedirectTarget
  * memory stays fresh for the targets clients actually ask for. The default target is this edge
  * itself — answering is proof enough that it is up — and is never probed.
  */
-export function chooseRedirectTarget(context: V2Context, accepted: RedirectRequest | undefined): RedirectTarget | undefined {
-  const { request, config, targetHealth } = context;
+export function chooseRedirectTarget(
+  { request, config, targetHealth, waitUntil }: { request: Request; config: Config; targetHealth: TargetHealth; waitUntil?: (promise: Promise<unknown>) => void },
+  accepted: RedirectRequest | undefined,
+): RedirectTarget | undefined {
   const ours = redirectTargets(config, new URL(request.url));
   const preference = { place: clientPlace(request), ...(config.targetRegions ? { regions: config.targetRegions } : {}) };
-  if (!accepted || !config.redirectTargets || !targetHealth) return chooseTarget(accepted, ours, preference);
+  if (!accepted || !config.redirectTargets) return chooseTarget(accepted, ours, preference);
   const acceptedNames = new Set(accepted.targets.map(text));
   const probed = new Map(ours.filter((t) => acceptedNames.has(t.name)).map((t) => [t.name, probedTarget(config, t)]));
-  targetHealth.probeIfDue([...probed.values()], config.targetRetrySeconds, context.waitUntil);
+  targetHealth.probeIfDue([...probed.values()], config.targetRetrySeconds, waitUntil);
   return chooseTarget(accepted, ours, { ...preference, isHealthy: (name) => targetHealth.isHealthy(probed.get(name) as ProbedTarget) });
 }
 

@@ -5,7 +5,7 @@
  * client gets the second answer as if it were the only one. Only the first frame is held back
  * to decide. Requests the origin answers correctly are never changed, and no other error is
  * retried. Requests that failed once go straight to the working form afterwards (remembered
- * per isolate).
+ * per isolate, in a RetryMemory).
  */
 import { FRAMING_MEDIA_TYPE } from "../protocol/capabilities.ts";
 import { encode } from "../protocol/cbor.ts";
@@ -13,45 +13,31 @@ import { concatBytes } from "../protocol/frames.ts";
 import { toHex } from "../protocol/hex.ts";
 import { asksForParents, isRemovedFileFailure, withoutParents } from "../protocol/originbugs.ts";
 import type { ParsedRequestBody } from "../protocol/requests.ts";
-import { peekFirstFrame } from "./bodies.ts";
-import { forwardToOrigin } from "./passthrough.ts";
-import type { V2Context } from "./v2.ts";
+import { plainError } from "../io/responses.ts";
 import { logEvent as log } from "../log.ts";
-
-/**
- * Requests known to hit the bug: the SHA-256 of origin, repository and arguments, so that each
- * entry costs ~100 bytes whatever the request's size (10 000 entries: about 1 MB).
- */
-const knownAffected = new Set<string>();
-const MAX_REMEMBERED = 10_000;
+import { forwardToOrigin, type OriginCall } from "./client.ts";
+import { peekFirstFrame } from "./peek.ts";
+import type { RetryMemory } from "./retrymemory.ts";
 
 async function affectedId(origin: string, repo: string, args: Uint8Array): Promise<string> {
   const material = concatBytes([new TextEncoder().encode(`${origin}\n${repo}\n`), args]);
   return toHex(await crypto.subtle.digest("SHA-256", material));
 }
 
-export interface RetryStats {
-  retries: number;
-  direct: number;
-}
-
-/** Counters for this isolate (logs carry every event too). */
-export const retryStats: RetryStats = { retries: 0, direct: 0 };
-
 /** Forwards a v2 command request, retrying a filesdata request that hits the origin's bug. */
-export async function forwardV2Request(context: V2Context, repo: string, parsed: ParsedRequestBody | undefined, body: Uint8Array): Promise<Response> {
-  const { request, config, originFetch } = context;
+export async function forwardV2Request(call: OriginCall, request: Request, repo: string, parsed: ParsedRequestBody | undefined, body: Uint8Array): Promise<Response> {
+  const { config, retryMemory: memory } = call;
   const command = parsed?.commands.length === 1 ? parsed.commands[0] : undefined;
-  if (!parsed || !command || !asksForParents(command)) return forwardToOrigin(request, config, originFetch, body);
+  if (!parsed || !command || !asksForParents(command)) return forwardToOrigin(call, request, body);
 
   const id = await affectedId(config.originUrl.href, repo, encode(command.args));
   const workingForm = () => withoutParents(body, parsed, command);
-  if (knownAffected.has(id)) {
-    retryStats.direct += 1;
+  if (memory.has(id)) {
+    memory.direct += 1;
     log("warn", "filesdata-without-parents", { repo, reason: "known to hit the origin's removed-file failure" });
-    return forwardToOrigin(request, config, originFetch, workingForm());
+    return forwardToOrigin(call, request, workingForm());
   }
-  const response = await forwardToOrigin(request, config, originFetch, body);
+  const response = await forwardToOrigin(call, request, body);
   if (response.status !== 200 || response.headers.get("content-type") !== FRAMING_MEDIA_TYPE || !response.body) return response;
   // forwardToOrigin's body fails with OriginStalled when the origin falls silent.
   const peeked = await peekFirstFrame(response.body);
@@ -60,15 +46,14 @@ export async function forwardV2Request(context: V2Context, repo: string, parsed:
     return new Response(peeked.stream, response);
   }
   await peeked.stream.cancel("retrying without parents");
-  if (knownAffected.size >= MAX_REMEMBERED) knownAffected.clear();
-  knownAffected.add(id);
-  retryStats.retries += 1;
+  memory.remember(id);
+  memory.retries += 1;
   log("warn", "filesdata-retry", { repo, reason: "origin failed on a removed file; retrying with haveparents=false" });
-  return forwardToOrigin(request, config, originFetch, workingForm());
+  return forwardToOrigin(call, request, workingForm());
 }
 
 /** Nothing has gone to the client yet, so it can get a clean 504. */
 function originStalled(ms: number): Response {
   log("warn", "origin-stalled", { ms });
-  return new Response(`hgedge: the origin sent nothing for ${ms} ms\n`, { status: 504, headers: { "content-type": "text/plain; charset=utf-8" } });
+  return plainError(504, `the origin sent nothing for ${ms} ms`);
 }
