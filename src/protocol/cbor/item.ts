@@ -18,6 +18,33 @@ export const TAG_FINITE_SET = 258;
 /** Additional info 31: an indefinite length, or (major type 7) the break that ends one. */
 export const INDEFINITE = 31;
 
+/**
+ * Bytes of argument after an initial byte whose low five bits are `info`: 0 when the argument is
+ * `info` itself (< 24) or for the indefinite marker, else 1, 2, 4 or 8. `offset` (the item's)
+ * only serves the error for the reserved values 28-30.
+ */
+export function argumentSize(info: number, offset: number): number {
+  if (info < 24 || info === INDEFINITE) return 0;
+  if (info >= 28) throw new CborDecodeError(`unsupported subtype on integer type: ${info}`, offset);
+  return 1 << (info - 24);
+}
+
+/** The big-endian argument of `size` bytes at `at`; a bigint only past Number.MAX_SAFE_INTEGER. */
+export function argumentValue(b: Uint8Array, at: number, size: number): number | bigint {
+  switch (size) {
+    case 1:
+      return b[at] as number;
+    case 2:
+      return ((b[at] as number) << 8) | (b[at + 1] as number);
+    case 4:
+      return (b[at] as number) * 0x1000000 + (((b[at + 1] as number) << 16) | ((b[at + 2] as number) << 8) | (b[at + 3] as number));
+    default: {
+      const big = new DataView(b.buffer, b.byteOffset + at, 8).getBigUint64(0);
+      return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+    }
+  }
+}
+
 /** What cborutil.decodeitem calls SPECIAL_*: how an item relates to the structure around it. */
 export const enum Special {
   None,
@@ -48,31 +75,13 @@ function readArgument(
   offsetBase: number,
 ): { complete: boolean; value: number | bigint | null; count: number } {
   if (info < 24) return { complete: true, value: info, count: 0 };
-  if (info === 31) {
+  if (info === INDEFINITE) {
     if (allowIndefinite) return { complete: true, value: null, count: 0 };
     throw new CborDecodeError("indefinite length uint not allowed here", offsetBase + at - 1);
   }
-  if (info >= 28) throw new CborDecodeError(`unsupported subtype on integer type: ${info}`, offsetBase + at - 1);
-  const size = 1 << (info - 24);
+  const size = argumentSize(info, offsetBase + at - 1);
   if (b.length - at < size) return { complete: false, value: null, count: size - (b.length - at) };
-  let value: number | bigint;
-  switch (size) {
-    case 1:
-      value = b[at] as number;
-      break;
-    case 2:
-      value = ((b[at] as number) << 8) | (b[at + 1] as number);
-      break;
-    case 4:
-      value = ((b[at] as number) * 0x1000000 + (((b[at + 1] as number) << 16) | ((b[at + 2] as number) << 8) | (b[at + 3] as number)));
-      break;
-    default: {
-      const view = new DataView(b.buffer, b.byteOffset + at, 8);
-      const big = view.getBigUint64(0);
-      value = big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
-    }
-  }
-  return { complete: true, value, count: size };
+  return { complete: true, value: argumentValue(b, at, size), count: size };
 }
 
 function asLength(value: number | bigint, what: string, offset: number): number {

@@ -15,6 +15,8 @@ import {
   MAJOR_TAG,
   MAJOR_UINT,
   TAG_FINITE_SET,
+  argumentSize,
+  argumentValue,
 } from "./item.ts";
 import { DEFAULT_DECODE_LIMITS, type DecodeLimits } from "./limits.ts";
 
@@ -73,22 +75,16 @@ export class CborValidator {
     if (this.headerLength === 0) this.header[this.headerLength++] = b[at++] as number;
     const initial = this.header[0] as number;
     const info = initial & 0x1f;
-    const argumentSize = info < 24 || info === 31 ? 0 : info <= 27 ? 1 << (info - 24) : -1;
-    if (argumentSize < 0) throw new CborDecodeError(`unsupported subtype on integer type: ${info}`, this.offset);
-    while (this.headerLength < 1 + argumentSize && at < b.length) this.header[this.headerLength++] = b[at++] as number;
-    if (this.headerLength < 1 + argumentSize) return at;
+    const size = argumentSize(info, this.offset);
+    while (this.headerLength < 1 + size && at < b.length) this.header[this.headerLength++] = b[at++] as number;
+    if (this.headerLength < 1 + size) return at;
     const start = this.offset;
     this.offset += this.headerLength;
-    const argument = info < 24 ? info : info === 31 ? -1 : this.argumentValue(argumentSize);
+    // Past 2^53 the exact value no longer matters: it only meets limits far below that.
+    const argument = info < 24 ? info : info === INDEFINITE ? -1 : Number(argumentValue(this.header, 1, size));
     this.headerLength = 0;
     this.interpret(initial >> 5, info, argument, start);
     return at;
-  }
-
-  private argumentValue(size: number): number {
-    let value = 0;
-    for (let i = 1; i <= size; i++) value = value * 256 + (this.header[i] as number);
-    return value;
   }
 
   private interpret(major: number, info: number, argument: number, at: number): void {
