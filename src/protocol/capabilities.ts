@@ -8,9 +8,12 @@
  * `redirect` entry is `{hashes: [...], targets: [{name, protocol, uris, snirequired?,
  * tlsversions?}]}`; everything else is left exactly as the origin said it.
  */
-import { bytes, cborMap, decodeOne, encode, mapGet, text, type CborMap, type CborValue } from "./cbor.ts";
+import { decodeOne } from "./cbor/decode.ts";
+import { encode } from "./cbor/encode.ts";
+import { bytes, cborMap, mapGet, text, type CborMap, type CborValue } from "./cbor/values.ts";
 import { SequenceError } from "./errors.ts";
-import { collectResponses, encodeOkResponse } from "./responses.ts";
+import { collectResponses } from "./responses/read.ts";
+import { encodeOkResponse } from "./responses/write.ts";
 
 /** The only v2 API Mercurial 5.x ships (wireprototypes.HTTP_WIREPROTO_V2). */
 export const HTTP_V2_API = "exp-http-v2-0003";

@@ -20,7 +20,7 @@
  * Pure: values in, values out; the caller does the I/O.
  */
 import { SequenceError } from "./errors.ts";
-import { bytes, bytesEqual, cborMap, mapGet, text, type CborMap, type CborScalar, type CborValue } from "./cbor.ts";
+import { bytes, bytesEqual, cborMap, mapGet, text, type CborMap, type CborScalar, type CborValue } from "./cbor/values.ts";
 import { fromHex, toHex } from "./hex.ts";
 
 /** exchangev2.py's fallbacks when the descriptor names no batch size. */

@@ -7,7 +7,7 @@
  * `exp-http-v2-0003` pins them (Mercurial bumps it on any incompatible change), and cache keys
  * must not depend on which isolate happened to see a handshake.
  */
-import { bytes, text, type CborMap, type CborScalar, type CborValue } from "./cbor.ts";
+import { bytes, text, type CborMap, type CborScalar, type CborValue } from "./cbor/values.ts";
 
 export type ArgType = "bytes" | "int" | "list" | "dict" | "set" | "bool";
 

@@ -5,9 +5,9 @@
  * ResponseEmitter makes for an identity stream — the status map, then the output, in payloads
  * of DEFAULT_MAX_FRAME_SIZE, the eos frame the first that is not full — byte for byte.
  */
-import { encode } from "./cbor.ts";
+import { encode } from "./cbor/encode.ts";
 import { DEFAULT_MAX_FRAME_SIZE, FLAGS, FRAME_HEADER_SIZE, FRAME_TYPES, STREAM_FLAGS, writeFrameHeader } from "./frames.ts";
-import { OK_STATUS, SERVER_STREAM_ID } from "./responses.ts";
+import { OK_STATUS, SERVER_STREAM_ID } from "./responses/write.ts";
 
 export class IdentityFramer {
   private readonly status = encode(OK_STATUS());

@@ -3,7 +3,8 @@
  * every frame with its header fields by name and, optionally, the CBOR values its payload
  * completes (after stream decoding), plus the reassembled command requests or responses.
  */
-import { BufferingDecoder, ByteStringChunk, text, type CborValue } from "./cbor.ts";
+import { BufferingDecoder } from "./cbor/buffering.ts";
+import { ByteStringChunk, text, type CborValue } from "./cbor/values.ts";
 import { ProtocolError, SequenceError } from "./errors.ts";
 import {
   FLAGS,

@@ -14,7 +14,8 @@
  * compute a linkrev ("no node"); asking for the `linknode` field too makes the server name a
  * changeset for each one, which the client has, so pulls work as well.
  */
-import { bytes, decodeAll, mapGet, text, type CborMap, type CborValue } from "./cbor.ts";
+import { decodeAll } from "./cbor/decode.ts";
+import { bytes, mapGet, text, type CborMap, type CborValue } from "./cbor/values.ts";
 import { FRAME_TYPES, concatBytes, type Frame } from "./frames.ts";
 import { encodeCommandRequestFrames, type CommandRequest, type ParsedRequestBody } from "./requests.ts";
 

@@ -7,18 +7,10 @@
  * then command-request frames per request id (one CBOR map `{name, args?, redirect?}` split over
  * frames with the `more` flag), optionally followed by command-data frames.
  */
-import {
-  BufferingDecoder,
-  DecodeBudget,
-  bytes,
-  cborMap,
-  encode,
-  mapGet,
-  text,
-  type CborMap,
-  type CborValue,
-  type DecodeLimits,
-} from "./cbor.ts";
+import { BufferingDecoder } from "./cbor/buffering.ts";
+import { encode } from "./cbor/encode.ts";
+import { DecodeBudget, type DecodeLimits } from "./cbor/limits.ts";
+import { bytes, cborMap, mapGet, text, type CborMap, type CborValue } from "./cbor/values.ts";
 import { SequenceError } from "./errors.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,

@@ -12,7 +12,7 @@
  * unfinished stream (Mercurial never finishes one) and has no zstd. Node 20, which runs the CLIs
  * and benchmarks, has no zstd: they install a decoder with `useZstdFallback`.
  */
-import { bytes, text, type CborValue } from "./cbor.ts";
+import { bytes, text, type CborValue } from "./cbor/values.ts";
 import { StreamEncodingError } from "./errors.ts";
 import { FLUSH, nativeZstdAvailable, zlibDeflater, zlibInflater, zstdCompressor, zstdDecompressor, type NativeCodec } from "./native.ts";
 
