@@ -5,7 +5,7 @@
  * every answer is a strong, forever-cacheable representation: its entity tag is the SHA-256 of
  * its bytes.
  *
- * HTTP semantics implemented here, all from RFC 9110:
+ * HTTP semantics, all from RFC 9110 (the generic parts in ./http/):
  * - §13.1.2 If-None-Match (weak comparison, `*`, lists) → 304 (§15.4.5).
  * - §14 Range requests: one `bytes` range → 206 with Content-Range (§14.4); an unsatisfiable one
  *   → 416 (§15.5.17); anything else (several ranges, other units, bad syntax) is ignored and the
@@ -26,6 +26,8 @@ import { OBJECTS_PATH, objectPath } from "../cache/redirect.ts";
 import { OBJECT_CONTENT_TYPE } from "../cache/store.ts";
 import { toHex } from "../protocol/hex.ts";
 import { logEvent as log } from "../log.ts";
+import { hasPreconditions, isNotModified } from "./http/conditional.ts";
+import { contentRange, honouredRange, satisfiableRange, unsatisfiedContentRange, type ByteRange } from "./http/ranges.ts";
 
 /** Where redirects point on the edge itself (the cache layer builds those URLs). */
 export const OBJECTS_ROUTE_PREFIX = OBJECTS_PATH;
@@ -148,7 +150,7 @@ async function answerAfterHead(request: Request, bucket: R2Bucket, name: string)
   if (!stored) return notFound("no such object");
   const representation = await checkedRepresentation(bucket, stored, false);
   if (!representation) return notFound("no such object");
-  if (noneMatch(request, representation.etag)) return notModified(representation);
+  if (isNotModified(request, representation.etag)) return notModified(representation);
   if (request.method === "HEAD") return new Response(null, { headers: fullHeaders(representation) });
   const range = honouredRange(request, representation);
   const satisfiable = range && satisfiableRange(range, representation.size);
@@ -232,13 +234,12 @@ async function discardCorrupt(bucket: R2Bucket, object: R2Object, problem: strin
 // PoP cache
 
 /**
- * A GET with no Range and no conditional header: the whole object, as is, from one R2 read or
- * the PoP cache. Of the other conditionals, If-Modified-Since and If-Unmodified-Since are ignored
- * as RFC 9110 asks when there is no modification date (none is sent); If-Match is not evaluated.
+ * A GET with no Range and no precondition: the whole object, as is, from one R2 read or the PoP
+ * cache. Of the preconditions, If-Modified-Since and If-Unmodified-Since are ignored as RFC 9110
+ * asks when there is no modification date (none is sent); If-Match is not evaluated.
  */
 function isPlainGet(request: Request): boolean {
-  const conditional = ["range", "if-none-match", "if-match", "if-modified-since", "if-unmodified-since", "if-range"];
-  return request.method === "GET" && conditional.every((header) => !request.headers.has(header));
+  return request.method === "GET" && !request.headers.has("range") && !hasPreconditions(request);
 }
 
 /**
@@ -293,104 +294,6 @@ function withPopStatus(response: Response, body: ReadableStream | null, status: 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Conditional requests (RFC 9110 §13)
-
-/**
- * §13.1.2: "If the field value is "*", the condition is false if the origin server has a current
- * representation for the target resource. If the field value is a list of entity tags, the
- * condition is false if one of the listed tags matches the entity tag of the selected
- * representation." — using the weak comparison function (§8.8.3.2): "two entity tags are
- * equivalent if their opaque-tags match character-by-character, regardless of either or both
- * being tagged as 'weak'". True here means: answer 304.
- */
-function noneMatch(request: Request, etag: string): boolean {
-  const field = request.headers.get("if-none-match");
-  if (field === null) return false;
-  if (field.trim() === "*") return true;
-  const ours = opaqueTag(etag);
-  return entityTags(field).some((tag) => tag === ours);
-}
-
-/**
- * §13.1.5: "If the entity-tag validator provided exactly matches the ETag field value for the
- * selected representation using the strong comparison function (Section 8.8.3.2), the condition
- * is true." An HTTP-date never holds here: no Last-Modified is sent for it to match. A request
- * without If-Range holds trivially.
- */
-function ifRangeHolds(request: Request, etag: string): boolean {
-  const field = request.headers.get("if-range");
-  if (field === null) return true;
-  return !etag.startsWith("W/") && field.trim() === etag;
-}
-
-/** The opaque-tags of the `entity-tag = [ weak ] opaque-tag` (§8.8.3) in a field value, W/ dropped. */
-function entityTags(field: string): string[] {
-  return [...field.matchAll(/(?:W\/)?("[^"]*")/g)].map((m) => m[1] ?? "");
-}
-
-function opaqueTag(etag: string): string {
-  return etag.replace(/^W\//, "");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Range requests (RFC 9110 §14)
-
-/** `int-range = first-pos "-" [ last-pos ]` or `suffix-range = "-" suffix-length` (§14.1.1). */
-export type ByteRangeSpec = { first: number; last?: number } | { suffix: number };
-
-/**
- * The single byte range a GET asks for and will get, or undefined: no Range, a unit other than
- * `bytes`, a syntactically invalid range set, or several ranges. All of those are served whole —
- * §14.2: "A server MAY ignore the Range header field" — which spares building multipart/byteranges
- * bodies that no Mercurial client asks for. §13.2.2 step 5: "When the method is GET and both Range
- * and If-Range are present, evaluate the If-Range precondition: if true and the Range is
- * applicable to the selected representation, respond 206 (Partial Content); otherwise, ignore the
- * Range header field and respond 200 (OK)". A zero-length object has no byte range to describe.
- */
-function honouredRange(request: Request, representation: Representation): ByteRangeSpec | undefined {
-  // §14.2: "GET is the only method for which range handling is defined."
-  if (request.method !== "GET" || representation.size === 0) return undefined;
-  if (!ifRangeHolds(request, representation.etag)) return undefined;
-  return parseRange(request.headers.get("range"));
-}
-
-export function parseRange(field: string | null): ByteRangeSpec | undefined {
-  const match = field === null ? null : /^\s*bytes\s*=(.*)$/i.exec(field);
-  if (!match) return undefined;
-  // range-set = 1#range-spec; §5.6.1 lets list elements be empty.
-  const specs = (match[1] ?? "").split(",").map((spec) => spec.trim()).filter((spec) => spec !== "");
-  return specs.length === 1 ? parseRangeSpec(specs[0] as string) : undefined;
-}
-
-function parseRangeSpec(spec: string): ByteRangeSpec | undefined {
-  const match = /^(\d*)-(\d*)$/.exec(spec);
-  if (!match || (match[1] === "" && match[2] === "")) return undefined;
-  if (match[1] === "") return { suffix: Number(match[2]) };
-  const first = Number(match[1]);
-  if (match[2] === "") return { first };
-  const last = Number(match[2]);
-  // §14.1.1: "An int-range is invalid if the last-pos value is present and less than the first-pos."
-  return last < first ? undefined : { first, last };
-}
-
-/**
- * §14.1.1: "a valid bytes range-spec is satisfiable if it is either: an int-range with a
- * first-pos that is less than the current length of the selected representation or a
- * suffix-range with a non-zero suffix-length"; a last-pos at or past the end, or a suffix longer
- * than the representation, means up to its end.
- */
-export function satisfiableRange(range: ByteRangeSpec, size: number): { offset: number; length: number } | undefined {
-  if ("suffix" in range) {
-    if (range.suffix === 0) return undefined;
-    const length = Math.min(range.suffix, size);
-    return { offset: size - length, length };
-  }
-  if (range.first >= size) return undefined;
-  const last = Math.min(range.last ?? size - 1, size - 1);
-  return { offset: range.first, length: last - range.first + 1 };
-}
-
-// ---------------------------------------------------------------------------------------------
 // Responses
 
 function representationHeaders(representation: Representation): Headers {
@@ -414,10 +317,10 @@ function full(body: ReadableStream, representation: Representation): Response {
   return new Response(body, { headers: fullHeaders(representation), encodeBody: "manual" });
 }
 
-/** 206 (§15.3.7) with `Content-Range: bytes first-last/complete-length` (§14.4). */
-function partial(body: ReadableStream, range: { offset: number; length: number }, representation: Representation): Response {
+/** 206 (RFC 9110 §15.3.7) with its Content-Range (§14.4). */
+function partial(body: ReadableStream, range: ByteRange, representation: Representation): Response {
   const headers = representationHeaders(representation);
-  headers.set("content-range", `bytes ${range.offset}-${range.offset + range.length - 1}/${representation.size}`);
+  headers.set("content-range", contentRange(range, representation.size));
   headers.set("content-length", String(range.length));
   return new Response(body, { status: 206, headers, encodeBody: "manual" });
 }
@@ -438,7 +341,7 @@ function notModified(representation: Representation): Response {
  */
 function rangeNotSatisfiable(representation: Representation): Response {
   const response = plainText(416, `range not satisfiable: the object has ${representation.size} bytes`);
-  response.headers.set("content-range", `bytes */${representation.size}`);
+  response.headers.set("content-range", unsatisfiedContentRange(representation.size));
   response.headers.set("etag", representation.etag);
   return response;
 }

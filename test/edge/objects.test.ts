@@ -5,14 +5,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { objectPath } from "../../src/cache/redirect.ts";
-import {
-  handleObjectRequest,
-  objectNameFromPath,
-  parseRange,
-  satisfiableRange,
-  OBJECTS_ROUTE_PREFIX,
-  type ObjectRouteOptions,
-} from "../../src/edge/objects.ts";
+import { handleObjectRequest, objectNameFromPath, OBJECTS_ROUTE_PREFIX, type ObjectRouteOptions } from "../../src/edge/objects.ts";
 
 const EDGE = "http://edge.test";
 const CBOR = "application/mercurial-cbor";
@@ -296,20 +289,6 @@ describe("Range (RFC 9110 §14)", () => {
   it("answers 404 to a range of a missing object", async () => {
     const url = `${EDGE}${OBJECTS_ROUTE_PREFIX}team/project/filesdata/${await freshKey()}`;
     await expectOneLineText(await serve(url, { headers: { range: "bytes=0-1" } }), 404);
-  });
-
-  it("parses range sets and resolves them against a length (units)", () => {
-    expect(parseRange(null)).toBeUndefined();
-    expect(parseRange("bytes=0-499")).toEqual({ first: 0, last: 499 });
-    expect(parseRange("bytes=9500-")).toEqual({ first: 9500 });
-    expect(parseRange("bytes=-500")).toEqual({ suffix: 500 });
-    expect(parseRange("bytes=0-0,-1")).toBeUndefined();
-    expect(parseRange("bytes=2-1")).toBeUndefined();
-    expect(satisfiableRange({ first: 0, last: 499 }, 10_000)).toEqual({ offset: 0, length: 500 });
-    expect(satisfiableRange({ first: 9500 }, 10_000)).toEqual({ offset: 9500, length: 500 });
-    expect(satisfiableRange({ suffix: 500 }, 10_000)).toEqual({ offset: 9500, length: 500 });
-    expect(satisfiableRange({ first: 10_000 }, 10_000)).toBeUndefined();
-    expect(satisfiableRange({ suffix: 0 }, 10_000)).toBeUndefined();
   });
 });
 
