@@ -21,16 +21,13 @@
  * compression on responses", which also keeps Content-Length intact).
  */
 import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
-import { BUNDLES_SEGMENT, isBundleObjectSegments } from "../cache/bundles.ts";
-import { OBJECTS_PATH, objectPath } from "../cache/redirect.ts";
+import { OBJECT_KEY_PATTERN, OBJECTS_ROUTE_PREFIX, objectNameFromPath } from "../cache/names.ts";
+import { objectPath } from "../cache/redirect.ts";
 import { OBJECT_CONTENT_TYPE } from "../cache/store.ts";
 import { toHex } from "../protocol/hex.ts";
 import { logEvent as log } from "../log.ts";
 import { hasPreconditions, isNotModified } from "./http/conditional.ts";
 import { contentRange, honouredRange, satisfiableRange, unsatisfiedContentRange, type ByteRange } from "./http/ranges.ts";
-
-/** Where redirects point on the edge itself (the cache layer builds those URLs). */
-export const OBJECTS_ROUTE_PREFIX = OBJECTS_PATH;
 
 export interface ObjectRouteOptions {
   /** PoP cache in front of R2 (caches.default in production); undefined disables it. */
@@ -46,12 +43,6 @@ export const ERROR_CACHE_CONTROL = "no-store";
 export const ALLOWED_METHODS = "GET, HEAD";
 /** Whether the PoP cache answered (HIT) or R2 did (MISS); absent when the PoP cache was not asked. */
 export const POP_STATUS_HEADER = "x-hgedge-pop";
-/** The last segment of an object name: a cache key, lower-case hex SHA-256. */
-export const OBJECT_KEY_PATTERN = /^[0-9a-f]{64}$/;
-/** R2 refuses longer keys; a longer name cannot be an object. */
-export const MAX_OBJECT_NAME_BYTES = 1024;
-/** The name segment standing for the repository at `/` (see objectName in src/cache/keys.ts). */
-export const ROOT_REPOSITORY_SEGMENT = ".root";
 
 /** What the answers describe: the stored object as one representation (RFC 9110 §3.2). */
 interface Representation {
@@ -76,56 +67,6 @@ export async function handleObjectRequest(request: Request, bucket: R2Bucket, op
     log("error", "r2-failure", { name, error: String(error) });
     return unavailable();
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Object names
-
-/**
- * The object name in a content-route path, or undefined when the path is not one (or tries to
- * escape with .., empty segments, etc.).
- *
- * Names are `<repository path>/<command>/<key>`, each segment percent-encoded on its own (see
- * objectPath in src/cache/redirect.ts), so a decoded segment never holds a `/`. Dot segments are
- * refused outright rather than resolved: hgweb serves no repository path segment starting with a
- * dot, so the only one a real name has is the leading `.root` of the root repository.
- */
-export function objectNameFromPath(pathname: string): string | undefined {
-  if (!pathname.startsWith(OBJECTS_ROUTE_PREFIX)) return undefined;
-  const decoded = pathname.slice(OBJECTS_ROUTE_PREFIX.length).split("/").map(decodeSegment);
-  if (decoded.length < 3 || !decoded.every((segment) => segment !== undefined)) return undefined;
-  const segments = decoded as string[];
-  // Clone bundles: `.bundles/<repository path>/<bundle file>` (src/cache/bundles.ts).
-  if (segments[0] === BUNDLES_SEGMENT) {
-    const clean = segments.every((segment) => !UNSAFE_SEGMENT_CHARACTERS.test(segment));
-    return clean && isBundleObjectSegments(segments) ? boundedName(segments) : undefined;
-  }
-  if (!segments.every((segment, index) => isNameSegment(segment, index, segments.length))) return undefined;
-  if (!OBJECT_KEY_PATTERN.test(segments[segments.length - 1] as string)) return undefined;
-  return boundedName(segments);
-}
-
-function boundedName(segments: string[]): string | undefined {
-  const name = segments.join("/");
-  return new TextEncoder().encode(name).length <= MAX_OBJECT_NAME_BYTES ? name : undefined;
-}
-
-/** A segment percent-decoded, or undefined when it is not valid percent-encoded UTF-8. */
-function decodeSegment(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Separators and control characters have no place in a name segment. */
-const UNSAFE_SEGMENT_CHARACTERS = /[/\\\u0000-\u001f\u007f]/;
-
-function isNameSegment(segment: string, index: number, count: number): boolean {
-  if (segment === "" || UNSAFE_SEGMENT_CHARACTERS.test(segment)) return false;
-  if (!segment.startsWith(".")) return true;
-  return segment === ROOT_REPOSITORY_SEGMENT && index === 0 && count === 3;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { objectPath } from "../../src/cache/redirect.ts";
-import { handleObjectRequest, objectNameFromPath, OBJECTS_ROUTE_PREFIX, type ObjectRouteOptions } from "../../src/edge/objects.ts";
+import { OBJECTS_ROUTE_PREFIX, objectNameFromPath } from "../../src/cache/names.ts";
+import { handleObjectRequest, type ObjectRouteOptions } from "../../src/edge/objects.ts";
 
 const EDGE = "http://edge.test";
 const CBOR = "application/mercurial-cbor";
