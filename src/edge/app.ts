@@ -11,6 +11,7 @@ import { forwardToOrigin, originTimes, type OriginFetch } from "./passthrough.ts
 import { checkSignature } from "../cache/signing.ts";
 import { handleObjectRequest } from "./objects.ts";
 import { OBJECTS_ROUTE_PREFIX, objectNameFromPath } from "../cache/names.ts";
+import { VerifiedObjects } from "../cache/objects.ts";
 import { ADMIN_ROUTE_PREFIX, handleAdmin } from "./admin.ts";
 import { bundleRouteOf, handleBundleRoute, noticePush, type BundleRoute } from "./bundles.ts";
 import { handleV2Command, type V2Context } from "./v2.ts";
@@ -43,12 +44,12 @@ function executionContext(c: { executionCtx: { waitUntil(promise: Promise<unknow
  * The content route. Objects of public repositories are served to anyone; the others only on a
  * URL that hgedge signed (after the origin said yes to that client) and that has not expired.
  */
-async function serveObject({ request, config, waitUntil }: V2Context): Promise<Response> {
+async function serveObject({ request, config, waitUntil }: V2Context, verified: VerifiedObjects): Promise<Response> {
   if (!config.objects || config.cacheRefusal) {
     return plainError(503, `hgedge: cached objects are not served: ${config.cacheRefusal ?? "no OBJECTS bucket is bound"}`);
   }
   const cache = config.popCache && typeof caches !== "undefined" ? caches.default : undefined;
-  const options = { ...(cache ? { cache } : {}), ...(waitUntil ? { waitUntil } : {}) };
+  const options = { verified, ...(cache ? { cache } : {}), ...(waitUntil ? { waitUntil } : {}) };
   if (config.access === "public") return handleObjectRequest(request, config.objects, options);
   const url = new URL(request.url);
   const name = objectNameFromPath(url.pathname);
@@ -107,10 +108,10 @@ function refuseTarget(reason: string): Response {
   });
 }
 
-function route(context: V2Context, hg: HgRequest | EdgeRoute): Promise<Response> | Response {
+function route(context: V2Context, hg: HgRequest | EdgeRoute, verified: VerifiedObjects): Promise<Response> | Response {
   switch (hg.kind) {
     case "object":
-      return serveObject(context);
+      return serveObject(context, verified);
     case "admin":
       return handleAdmin(context);
     case "refused":
@@ -228,6 +229,7 @@ function statsRecorder(config: Config): StatsRecorder {
 export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {
   const originFetch: OriginFetch = options.originFetch ?? ((url, init) => fetch(url, init));
   const targetHealth = new TargetHealth(options.probeFetch ?? ((url, init) => fetch(url, init)), options.clock);
+  const verified = new VerifiedObjects();
   const app = new Hono<{ Bindings: Env }>();
   app.all("*", async (c) => {
     const request = c.req.raw;
@@ -235,7 +237,7 @@ export function createApp(options: AppOptions = {}): Hono<{ Bindings: Env }> {
     const routed = routeOf(request);
     const { hg } = routed;
     const context: V2Context = { request: routed.request, config: loadConfig(c.env), originFetch, targetHealth, ...executionContext(c) };
-    const response = await route(context, hg);
+    const response = await route(context, hg, verified);
     return observed(context, hg, response, Date.now() - started);
   });
   app.onError((error) => {

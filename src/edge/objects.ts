@@ -5,13 +5,10 @@
  * every answer is a strong, forever-cacheable representation: its entity tag is the SHA-256 of
  * its bytes.
  *
- * HTTP semantics, all from RFC 9110 (the generic parts in ./http/):
- * - §13.1.2 If-None-Match (weak comparison, `*`, lists) → 304 (§15.4.5).
- * - §14 Range requests: one `bytes` range → 206 with Content-Range (§14.4); an unsatisfiable one
- *   → 416 (§15.5.17); anything else (several ranges, other units, bad syntax) is ignored and the
- *   whole object is sent, which §14.2 allows ("A server MAY ignore the Range header field").
- * - §13.1.5 If-Range with a strong entity tag.
- * - §13.2.2 the order in which those are evaluated.
+ * This module is the HTTP side: which answer a request gets (RFC 9110: If-None-Match → 304,
+ * one bytes Range → 206 or 416, If-Range, evaluated in the order of §13.2.2; see http/) and the
+ * PoP cache in front of R2. Names are parsed by src/cache/names.ts; objects are read and checked
+ * by src/cache/objects.ts.
  *
  * The bytes are never transformed: Mercurial clients ask for `Accept-Encoding: identity` and do
  * not decode a content coding, so no Content-Encoding is ever set (workerd only compresses a body
@@ -21,10 +18,9 @@
  * compression on responses", which also keeps Content-Length intact).
  */
 import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
-import { OBJECT_KEY_PATTERN, OBJECTS_ROUTE_PREFIX, objectNameFromPath } from "../cache/names.ts";
+import { OBJECTS_ROUTE_PREFIX, objectNameFromPath } from "../cache/names.ts";
+import { checkedRepresentation, readStored, type Representation, type VerifiedObjects } from "../cache/objects.ts";
 import { objectPath } from "../cache/redirect.ts";
-import { OBJECT_CONTENT_TYPE } from "../cache/store.ts";
-import { toHex } from "../protocol/hex.ts";
 import { logEvent as log } from "../log.ts";
 import { hasPreconditions, isNotModified } from "./http/conditional.ts";
 import { contentRange, honouredRange, satisfiableRange, unsatisfiedContentRange, type ByteRange } from "./http/ranges.ts";
@@ -34,6 +30,8 @@ export interface ObjectRouteOptions {
   cache?: Cache;
   /** waitUntil for background cache writes; when absent, awaited inline. */
   waitUntil?: (promise: Promise<unknown>) => void;
+  /** The objects whose hash this isolate has checked: one per isolate, made with the app. */
+  verified: VerifiedObjects;
 }
 
 /** Objects never change under their name: caches may keep them for a year without asking. */
@@ -44,25 +42,16 @@ export const ALLOWED_METHODS = "GET, HEAD";
 /** Whether the PoP cache answered (HIT) or R2 did (MISS); absent when the PoP cache was not asked. */
 export const POP_STATUS_HEADER = "x-hgedge-pop";
 
-/** What the answers describe: the stored object as one representation (RFC 9110 §3.2). */
-interface Representation {
-  size: number;
-  /** As stored (cached command responses are CBOR, clone bundles are not). */
-  contentType: string;
-  /** Strong entity tag, quoted. */
-  etag: string;
-}
-
 /** Serves GET/HEAD <prefix><object name> from the bucket; other methods 405 with Allow: GET, HEAD. */
-export async function handleObjectRequest(request: Request, bucket: R2Bucket, options: ObjectRouteOptions = {}): Promise<Response> {
+export async function handleObjectRequest(request: Request, bucket: R2Bucket, options: ObjectRouteOptions): Promise<Response> {
   if (request.method !== "GET" && request.method !== "HEAD") return methodNotAllowed();
   const url = new URL(request.url);
   const name = objectNameFromPath(url.pathname);
   if (name === undefined) return notFound("not an object name");
   try {
-    if (!isPlainGet(request)) return await answerAfterHead(request, bucket, name);
-    if (options.cache) return await answerThroughPop(url, bucket, name, options.cache, options.waitUntil);
-    return await answerPlainGet(bucket, name);
+    if (!isPlainGet(request)) return await answerAfterHead(request, bucket, name, options.verified);
+    if (options.cache) return await answerThroughPop(url, bucket, name, options.cache, options);
+    return await answerPlainGet(bucket, name, options.verified);
   } catch (error) {
     log("error", "r2-failure", { name, error: String(error) });
     return unavailable();
@@ -73,10 +62,10 @@ export async function handleObjectRequest(request: Request, bucket: R2Bucket, op
 // Answers from R2
 
 /** The hot path, what every redirected client sends: one R2 read, streamed straight through. */
-async function answerPlainGet(bucket: R2Bucket, name: string): Promise<Response> {
+async function answerPlainGet(bucket: R2Bucket, name: string, verified: VerifiedObjects): Promise<Response> {
   const object = await bucket.get(name);
   if (!object) return notFound("no such object");
-  const representation = await checkedRepresentation(bucket, object, true);
+  const representation = await checkedRepresentation(bucket, object, { servesBytes: true, verified });
   if (!representation) return notFound("no such object");
   return full(object.body, representation);
 }
@@ -86,89 +75,23 @@ async function answerPlainGet(bucket: R2Bucket, name: string): Promise<Response>
  * reads no bytes at all and a 206 reads only its range. Evaluated in the order of RFC 9110
  * §13.2.2: If-None-Match (step 3), then If-Range (step 5), then Range.
  */
-async function answerAfterHead(request: Request, bucket: R2Bucket, name: string): Promise<Response> {
+async function answerAfterHead(request: Request, bucket: R2Bucket, name: string, verified: VerifiedObjects): Promise<Response> {
   const stored = await bucket.head(name);
   if (!stored) return notFound("no such object");
-  const representation = await checkedRepresentation(bucket, stored, false);
+  const representation = await checkedRepresentation(bucket, stored, { servesBytes: false, verified });
   if (!representation) return notFound("no such object");
   if (isNotModified(request, representation.etag)) return notModified(representation);
   if (request.method === "HEAD") return new Response(null, { headers: fullHeaders(representation) });
   const range = honouredRange(request, representation);
   const satisfiable = range && satisfiableRange(range, representation.size);
   if (range && !satisfiable) return rangeNotSatisfiable(representation);
-  if (!(await checkedRepresentation(bucket, stored, true))) return notFound("no such object");
+  if (!(await checkedRepresentation(bucket, stored, { servesBytes: true, verified }))) return notFound("no such object");
   if (!satisfiable) {
     const body = await readStored(bucket, stored);
     return body ? full(body, representation) : notFound("no such object");
   }
   const body = await readStored(bucket, stored, satisfiable);
   return body ? partial(body, satisfiable, representation) : notFound("no such object");
-}
-
-/**
- * The bytes (or only `range` of them) of the object just looked at, or undefined when it has been
- * deleted since. `onlyIf` makes sure they are that object's, not those of one written under the
- * same name in between, whose metadata nobody checked.
- */
-async function readStored(bucket: R2Bucket, stored: R2Object, range?: R2Range): Promise<ReadableStream | undefined> {
-  const object = await bucket.get(stored.key, { onlyIf: { etagMatches: stored.etag }, ...(range ? { range } : {}) });
-  if (!object) return undefined;
-  if (!("body" in object)) throw new Error(`${stored.key} changed between head and get`);
-  return object.body;
-}
-
-/**
- * The representation of a stored object, or undefined (after deleting it) when it must not be
- * served. The size R2 holds must be the size the writer counted, and the bytes must hash to the
- * SHA-256 the writer computed: a disagreement means a broken write or storage, and serving it
- * would hand a client a truncated or wrong command response. The hash is verified the first
- * time an isolate serves an object (a second, streamed read, in constant memory); later reads
- * trust that check. Objects written as multipart uploads carry no `size`/`sha256` (their
- * metadata is fixed before the bytes are known): they are served on R2's own size and tag.
- */
-async function checkedRepresentation(bucket: R2Bucket, object: R2Object, servesBytes: boolean): Promise<Representation | undefined> {
-  const declared = object.customMetadata?.size;
-  const sha256 = object.customMetadata?.sha256;
-  const wrongSize = declared !== undefined && declared !== String(object.size);
-  // Answers without content (HEAD, 304, 416) need no hash check: they hand out no bytes.
-  const checkHash = servesBytes && sha256 !== undefined;
-  if (wrongSize || (checkHash && !(await hashMatches(bucket, object, sha256)))) {
-    if ("body" in object) await (object as R2ObjectBody).body.cancel();
-    await discardCorrupt(bucket, object, wrongSize ? `size ${object.size}, metadata says ${declared}` : "bytes do not hash to the stored sha256");
-    return undefined;
-  }
-  const etag = sha256 && OBJECT_KEY_PATTERN.test(sha256) ? `"${sha256}"` : object.httpEtag;
-  return { size: object.size, etag, contentType: object.httpMetadata?.contentType ?? OBJECT_CONTENT_TYPE };
-}
-
-/** Objects (name and R2 entity tag) whose hash this isolate has checked. */
-const verifiedObjects = new Set<string>();
-const MAX_VERIFIED = 100_000;
-
-async function hashMatches(bucket: R2Bucket, object: R2Object, sha256: string): Promise<boolean> {
-  const id = `${object.key}@${object.etag}`;
-  if (verifiedObjects.has(id)) return true;
-  const copy = await bucket.get(object.key, { onlyIf: { etagMatches: object.etag } });
-  // Replaced or deleted since: nothing to condemn; the caller's own read decides.
-  if (!copy || !("body" in copy)) return true;
-  const digest = new crypto.DigestStream("SHA-256");
-  // If the read fails, pipeTo says so (the route answers 503); the digest promise then rejects
-  // too, and nobody else is waiting for it.
-  digest.digest.catch(() => undefined);
-  await copy.body.pipeTo(digest);
-  if (toHex(await digest.digest) !== sha256) return false;
-  if (verifiedObjects.size >= MAX_VERIFIED) verifiedObjects.clear();
-  verifiedObjects.add(id);
-  return true;
-}
-
-async function discardCorrupt(bucket: R2Bucket, object: R2Object, problem: string): Promise<void> {
-  log("error", "object-corrupt", { name: object.key, problem, action: "deleted" });
-  try {
-    await bucket.delete(object.key);
-  } catch (error) {
-    log("error", "object-corrupt-delete-failed", { name: object.key, error: String(error) });
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,24 +111,18 @@ function isPlainGet(request: Request): boolean {
  * headers, no query, the name re-encoded — so that every spelling of one object shares one
  * entry. A miss is answered from R2 and, at the same time, stored (see storeInPop).
  */
-async function answerThroughPop(
-  url: URL,
-  bucket: R2Bucket,
-  name: string,
-  cache: Cache,
-  waitUntil: ObjectRouteOptions["waitUntil"],
-): Promise<Response> {
+async function answerThroughPop(url: URL, bucket: R2Bucket, name: string, cache: Cache, options: ObjectRouteOptions): Promise<Response> {
   const key = new Request(`${url.origin}${OBJECTS_ROUTE_PREFIX}${objectPath(name)}`);
   const cached = await cache.match(key).catch((error: unknown) => {
     log("warn", "pop-cache-match-failed", { name, error: String(error) });
     return undefined;
   });
   if (cached) return withPopStatus(cached, cached.body, "HIT");
-  const response = await answerPlainGet(bucket, name);
+  const response = await answerPlainGet(bucket, name, options.verified);
   if (response.status !== 200 || !response.body) return response;
   const [toClient, toCache] = response.body.tee();
   const stored = storeInPop(cache, key, new Response(toCache, { headers: response.headers, encodeBody: "manual" }));
-  if (waitUntil) waitUntil(stored);
+  if (options.waitUntil) options.waitUntil(stored);
   else await stored;
   return withPopStatus(response, toClient, "MISS");
 }
