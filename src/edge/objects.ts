@@ -21,6 +21,7 @@ import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
 import { OBJECTS_ROUTE_PREFIX, objectNameFromPath } from "../cache/names.ts";
 import { checkedRepresentation, readStored, type Representation, type VerifiedObjects } from "../cache/objects.ts";
 import { objectPath } from "../cache/redirect.ts";
+import { copyResponse, plainError } from "../io/responses.ts";
 import { logEvent as log } from "../log.ts";
 import { hasPreconditions, isNotModified } from "./http/conditional.ts";
 import { contentRange, honouredRange, satisfiableRange, unsatisfiedContentRange, type ByteRange } from "./http/ranges.ts";
@@ -36,8 +37,6 @@ export interface ObjectRouteOptions {
 
 /** Objects never change under their name: caches may keep them for a year without asking. */
 export const OBJECT_CACHE_CONTROL = "public, max-age=31536000, immutable, no-transform";
-/** Errors are not the object: nobody may keep them. */
-export const ERROR_CACHE_CONTROL = "no-store";
 export const ALLOWED_METHODS = "GET, HEAD";
 /** Whether the PoP cache answered (HIT) or R2 did (MISS); absent when the PoP cache was not asked. */
 export const POP_STATUS_HEADER = "x-hgedge-pop";
@@ -47,7 +46,7 @@ export async function handleObjectRequest(request: Request, bucket: R2Bucket, op
   if (request.method !== "GET" && request.method !== "HEAD") return methodNotAllowed();
   const url = new URL(request.url);
   const name = objectNameFromPath(url.pathname);
-  if (name === undefined) return notFound("not an object name");
+  if (name === undefined) return notFound("not an object name: content-route URLs come only from hgedge's redirects and clone-bundle lists");
   try {
     if (!isPlainGet(request)) return await answerAfterHead(request, bucket, name, options.verified);
     if (options.cache) return await answerThroughPop(url, bucket, name, options.cache, options);
@@ -64,9 +63,9 @@ export async function handleObjectRequest(request: Request, bucket: R2Bucket, op
 /** The hot path, what every redirected client sends: one R2 read, streamed straight through. */
 async function answerPlainGet(bucket: R2Bucket, name: string, verified: VerifiedObjects): Promise<Response> {
   const object = await bucket.get(name);
-  if (!object) return notFound("no such object");
+  if (!object) return noSuchObject();
   const representation = await checkedRepresentation(bucket, object, { servesBytes: true, verified });
-  if (!representation) return notFound("no such object");
+  if (!representation) return noSuchObject();
   return full(object.body, representation);
 }
 
@@ -77,21 +76,21 @@ async function answerPlainGet(bucket: R2Bucket, name: string, verified: Verified
  */
 async function answerAfterHead(request: Request, bucket: R2Bucket, name: string, verified: VerifiedObjects): Promise<Response> {
   const stored = await bucket.head(name);
-  if (!stored) return notFound("no such object");
+  if (!stored) return noSuchObject();
   const representation = await checkedRepresentation(bucket, stored, { servesBytes: false, verified });
-  if (!representation) return notFound("no such object");
+  if (!representation) return noSuchObject();
   if (isNotModified(request, representation.etag)) return notModified(representation);
   if (request.method === "HEAD") return new Response(null, { headers: fullHeaders(representation) });
   const range = honouredRange(request, representation);
   const satisfiable = range && satisfiableRange(range, representation.size);
   if (range && !satisfiable) return rangeNotSatisfiable(representation);
-  if (!(await checkedRepresentation(bucket, stored, { servesBytes: true, verified }))) return notFound("no such object");
+  if (!(await checkedRepresentation(bucket, stored, { servesBytes: true, verified }))) return noSuchObject();
   if (!satisfiable) {
     const body = await readStored(bucket, stored);
-    return body ? full(body, representation) : notFound("no such object");
+    return body ? full(body, representation) : noSuchObject();
   }
   const body = await readStored(bucket, stored, satisfiable);
-  return body ? partial(body, satisfiable, representation) : notFound("no such object");
+  return body ? partial(body, satisfiable, representation) : noSuchObject();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -121,7 +120,7 @@ async function answerThroughPop(url: URL, bucket: R2Bucket, name: string, cache:
   const response = await answerPlainGet(bucket, name, options.verified);
   if (response.status !== 200 || !response.body) return response;
   const [toClient, toCache] = response.body.tee();
-  const stored = storeInPop(cache, key, new Response(toCache, { headers: response.headers, encodeBody: "manual" }));
+  const stored = storeInPop(cache, key, copyResponse(response, { body: toCache, encodeBody: "manual" }));
   if (options.waitUntil) options.waitUntil(stored);
   else await stored;
   return withPopStatus(response, toClient, "MISS");
@@ -146,9 +145,7 @@ async function storeInPop(cache: Cache, key: Request, response: Response): Promi
 }
 
 function withPopStatus(response: Response, body: ReadableStream | null, status: "HIT" | "MISS"): Response {
-  const headers = new Headers(response.headers);
-  headers.set(POP_STATUS_HEADER, status);
-  return new Response(body, { status: response.status, headers, encodeBody: "manual" });
+  return copyResponse(response, { body, headers: { [POP_STATUS_HEADER]: status }, encodeBody: "manual" });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -198,14 +195,19 @@ function notModified(representation: Representation): Response {
  * a Content-Range header field specifying the current length of the selected representation."
  */
 function rangeNotSatisfiable(representation: Representation): Response {
-  const response = plainText(416, `range not satisfiable: the object has ${representation.size} bytes`);
-  response.headers.set("content-range", unsatisfiedContentRange(representation.size));
-  response.headers.set("etag", representation.etag);
-  return response;
+  return plainError(416, `range not satisfiable: the object has ${representation.size} bytes; ask for a range that starts before its end`, {
+    "content-range": unsatisfiedContentRange(representation.size),
+    etag: representation.etag,
+  });
 }
 
 function notFound(reason: string): Response {
-  return plainText(404, reason);
+  return plainError(404, reason);
+}
+
+/** Purged, replaced or never stored: the command asked again through hgedge stores it anew. */
+function noSuchObject(): Response {
+  return notFound("no such object (purged or not stored); run the Mercurial command again");
 }
 
 /**
@@ -213,21 +215,10 @@ function notFound(reason: string): Response {
  * list of the target resource's currently supported methods."
  */
 function methodNotAllowed(): Response {
-  const response = plainText(405, "only GET and HEAD are allowed here");
-  response.headers.set("allow", ALLOWED_METHODS);
-  return response;
+  return plainError(405, "only GET and HEAD are allowed on the content route", { allow: ALLOWED_METHODS });
 }
 
 /** R2 failed: the object may well be there, so ask the client to come back (§10.2.3 Retry-After). */
 function unavailable(): Response {
-  const response = plainText(503, "the object store failed; retry");
-  response.headers.set("retry-after", "1");
-  return response;
-}
-
-function plainText(status: number, reason: string): Response {
-  return new Response(`${reason}\n`, {
-    status,
-    headers: { "content-type": "text/plain; charset=utf-8", "cache-control": ERROR_CACHE_CONTROL },
-  });
+  return plainError(503, "the object store failed; retry in a moment", { "retry-after": "1" });
 }

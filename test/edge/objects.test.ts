@@ -101,7 +101,7 @@ async function expectOneLineText(response: Response, status: number): Promise<st
   expect(response.headers.get("content-type")).toMatch(/^text\/plain/);
   expect(response.headers.get("cache-control")).toBe("no-store");
   const body = await response.text();
-  expect(body).toMatch(/^[^\n]+\n$/);
+  expect(body).toMatch(/^hgedge: [^\n]+\n$/);
   return body;
 }
 
