@@ -8,6 +8,7 @@ import type { OriginFetch } from "../origin/client.ts";
 import { RetryMemory } from "../origin/retrymemory.ts";
 import { AccessMemo } from "./access.ts";
 import { FillSlots } from "./fills.ts";
+import { VerifiedObjects } from "./objects.ts";
 import { TargetHealth, type ProbeFetch } from "./health.ts";
 import { StatsRecorder, statsStub } from "./stats.ts";
 
@@ -31,6 +32,8 @@ export class CacheIsolate {
   readonly fills: FillSlots;
   /** filesdata requests known to hit the origin's removed-file failure. */
   readonly retryMemory = new RetryMemory();
+  /** Stored objects whose bytes this isolate has hashed (the content route checks each once). */
+  readonly verified = new VerifiedObjects();
   /** Repositories whose clone bundles this isolate is making (without a BUNDLER binding). */
   readonly bundlesInProgress = new Set<string>();
   /** Configurations whose "cache refused" reason was already logged. */

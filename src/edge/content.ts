@@ -7,9 +7,8 @@ import { checkSignature } from "../cache/signing.ts";
 import { copyResponse, plainError } from "../io/responses.ts";
 import { logEvent } from "../log.ts";
 import { waitUntilOf, type EdgeContext } from "./context.ts";
-import { OBJECTS_ROUTE_PREFIX, handleObjectRequest, objectNameFromPath, type ObjectRouteOptions } from "./objects.ts";
-
-export { OBJECTS_ROUTE_PREFIX };
+import { objectNameFromPath } from "../cache/names.ts";
+import { handleObjectRequest, type ObjectRouteOptions } from "./objects.ts";
 
 export async function serveObject(c: EdgeContext): Promise<Response> {
   c.set("kind", "object");
@@ -18,7 +17,7 @@ export async function serveObject(c: EdgeContext): Promise<Response> {
   if (cache.mode === "off") return plainError(503, `cached objects are not served: ${cache.reason}`);
   const waitUntil = waitUntilOf(c);
   const pop = config.popCache && typeof caches !== "undefined" ? caches.default : undefined;
-  const options: ObjectRouteOptions = { ...(pop ? { cache: pop } : {}), ...(waitUntil ? { waitUntil } : {}) };
+  const options: ObjectRouteOptions = { verified: c.var.isolate.verified, ...(pop ? { cache: pop } : {}), ...(waitUntil ? { waitUntil } : {}) };
   if (cache.mode === "public") return handleObjectRequest(request, cache.bucket, options);
   const url = new URL(request.url);
   const name = objectNameFromPath(url.pathname);

@@ -5,13 +5,10 @@
  * every answer is a strong, forever-cacheable representation: its entity tag is the SHA-256 of
  * its bytes.
  *
- * HTTP semantics implemented here, all from RFC 9110:
- * - §13.1.2 If-None-Match (weak comparison, `*`, lists) → 304 (§15.4.5).
- * - §14 Range requests: one `bytes` range → 206 with Content-Range (§14.4); an unsatisfiable one
- *   → 416 (§15.5.17); anything else (several ranges, other units, bad syntax) is ignored and the
- *   whole object is sent, which §14.2 allows ("A server MAY ignore the Range header field").
- * - §13.1.5 If-Range with a strong entity tag.
- * - §13.2.2 the order in which those are evaluated.
+ * This module is the HTTP side: which answer a request gets (RFC 9110: If-None-Match → 304,
+ * one bytes Range → 206 or 416, If-Range, evaluated in the order of §13.2.2; see http/) and the
+ * PoP cache in front of R2. Names are parsed by src/cache/names.ts; objects are read and checked
+ * by src/cache/objects.ts.
  *
  * The bytes are never transformed: Mercurial clients ask for `Accept-Encoding: identity` and do
  * not decode a content coding, so no Content-Encoding is ever set (workerd only compresses a body
@@ -21,56 +18,39 @@
  * compression on responses", which also keeps Content-Length intact).
  */
 import { CACHE_STATUS_HEADER } from "../cache/answers.ts";
-import { BUNDLES_SEGMENT, isBundleObjectSegments } from "../cache/bundles.ts";
-import { OBJECTS_PATH } from "../config/targets.ts";
+import { OBJECTS_ROUTE_PREFIX, objectNameFromPath } from "../cache/names.ts";
+import { checkedRepresentation, readStored, type Representation, type VerifiedObjects } from "../cache/objects.ts";
 import { objectPath } from "../cache/urls.ts";
-import { OBJECT_CONTENT_TYPE } from "../cache/store.ts";
-import { toHex } from "../protocol/hex.ts";
+import { copyResponse, plainError } from "../io/responses.ts";
 import { logEvent as log } from "../log.ts";
-
-/** Where redirects point on the edge itself (the cache layer builds those URLs). */
-export const OBJECTS_ROUTE_PREFIX = OBJECTS_PATH;
+import { hasPreconditions, isNotModified } from "./http/conditional.ts";
+import { contentRange, honouredRange, satisfiableRange, unsatisfiedContentRange, type ByteRange } from "./http/ranges.ts";
 
 export interface ObjectRouteOptions {
   /** PoP cache in front of R2 (caches.default in production); undefined disables it. */
   cache?: Cache;
   /** waitUntil for background cache writes; when absent, awaited inline. */
   waitUntil?: (promise: Promise<unknown>) => void;
+  /** The objects whose hash this isolate has checked: one per isolate, made with the app. */
+  verified: VerifiedObjects;
 }
 
 /** Objects never change under their name: caches may keep them for a year without asking. */
 export const OBJECT_CACHE_CONTROL = "public, max-age=31536000, immutable, no-transform";
-/** Errors are not the object: nobody may keep them. */
-export const ERROR_CACHE_CONTROL = "no-store";
 export const ALLOWED_METHODS = "GET, HEAD";
 /** Whether the PoP cache answered (HIT) or R2 did (MISS); absent when the PoP cache was not asked. */
 export const POP_STATUS_HEADER = "x-hgedge-pop";
-/** The last segment of an object name: a cache key, lower-case hex SHA-256. */
-export const OBJECT_KEY_PATTERN = /^[0-9a-f]{64}$/;
-/** R2 refuses longer keys; a longer name cannot be an object. */
-export const MAX_OBJECT_NAME_BYTES = 1024;
-/** The name segment standing for the repository at `/` (see objectName in src/cache/keys.ts). */
-export const ROOT_REPOSITORY_SEGMENT = ".root";
-
-/** What the answers describe: the stored object as one representation (RFC 9110 §3.2). */
-interface Representation {
-  size: number;
-  /** As stored (cached command responses are CBOR, clone bundles are not). */
-  contentType: string;
-  /** Strong entity tag, quoted. */
-  etag: string;
-}
 
 /** Serves GET/HEAD <prefix><object name> from the bucket; other methods 405 with Allow: GET, HEAD. */
-export async function handleObjectRequest(request: Request, bucket: R2Bucket, options: ObjectRouteOptions = {}): Promise<Response> {
+export async function handleObjectRequest(request: Request, bucket: R2Bucket, options: ObjectRouteOptions): Promise<Response> {
   if (request.method !== "GET" && request.method !== "HEAD") return methodNotAllowed();
   const url = new URL(request.url);
   const name = objectNameFromPath(url.pathname);
-  if (name === undefined) return notFound("not an object name");
+  if (name === undefined) return notFound("not an object name: content-route URLs come only from hgedge's redirects and clone-bundle lists");
   try {
-    if (!isPlainGet(request)) return await answerAfterHead(request, bucket, name);
-    if (options.cache) return await answerThroughPop(url, bucket, name, options.cache, options.waitUntil);
-    return await answerPlainGet(bucket, name);
+    if (!isPlainGet(request)) return await answerAfterHead(request, bucket, name, options.verified);
+    if (options.cache) return await answerThroughPop(url, bucket, name, options.cache, options);
+    return await answerPlainGet(bucket, name, options.verified);
   } catch (error) {
     log("error", "r2-failure", { name, error: String(error) });
     return unavailable();
@@ -78,64 +58,14 @@ export async function handleObjectRequest(request: Request, bucket: R2Bucket, op
 }
 
 // ---------------------------------------------------------------------------------------------
-// Object names
-
-/**
- * The object name in a content-route path, or undefined when the path is not one (or tries to
- * escape with .., empty segments, etc.).
- *
- * Names are `<repository path>/<command>/<key>`, each segment percent-encoded on its own (see
- * objectPath in src/cache/redirect.ts), so a decoded segment never holds a `/`. Dot segments are
- * refused outright rather than resolved: hgweb serves no repository path segment starting with a
- * dot, so the only one a real name has is the leading `.root` of the root repository.
- */
-export function objectNameFromPath(pathname: string): string | undefined {
-  if (!pathname.startsWith(OBJECTS_ROUTE_PREFIX)) return undefined;
-  const decoded = pathname.slice(OBJECTS_ROUTE_PREFIX.length).split("/").map(decodeSegment);
-  if (decoded.length < 3 || !decoded.every((segment) => segment !== undefined)) return undefined;
-  const segments = decoded as string[];
-  // Clone bundles: `.bundles/<repository path>/<bundle file>` (src/cache/bundles.ts).
-  if (segments[0] === BUNDLES_SEGMENT) {
-    const clean = segments.every((segment) => !UNSAFE_SEGMENT_CHARACTERS.test(segment));
-    return clean && isBundleObjectSegments(segments) ? boundedName(segments) : undefined;
-  }
-  if (!segments.every((segment, index) => isNameSegment(segment, index, segments.length))) return undefined;
-  if (!OBJECT_KEY_PATTERN.test(segments[segments.length - 1] as string)) return undefined;
-  return boundedName(segments);
-}
-
-function boundedName(segments: string[]): string | undefined {
-  const name = segments.join("/");
-  return new TextEncoder().encode(name).length <= MAX_OBJECT_NAME_BYTES ? name : undefined;
-}
-
-/** A segment percent-decoded, or undefined when it is not valid percent-encoded UTF-8. */
-function decodeSegment(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Separators and control characters have no place in a name segment. */
-const UNSAFE_SEGMENT_CHARACTERS = /[/\\\u0000-\u001f\u007f]/;
-
-function isNameSegment(segment: string, index: number, count: number): boolean {
-  if (segment === "" || UNSAFE_SEGMENT_CHARACTERS.test(segment)) return false;
-  if (!segment.startsWith(".")) return true;
-  return segment === ROOT_REPOSITORY_SEGMENT && index === 0 && count === 3;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Answers from R2
 
 /** The hot path, what every redirected client sends: one R2 read, streamed straight through. */
-async function answerPlainGet(bucket: R2Bucket, name: string): Promise<Response> {
+async function answerPlainGet(bucket: R2Bucket, name: string, verified: VerifiedObjects): Promise<Response> {
   const object = await bucket.get(name);
-  if (!object) return notFound("no such object");
-  const representation = await checkedRepresentation(bucket, object, true);
-  if (!representation) return notFound("no such object");
+  if (!object) return noSuchObject();
+  const representation = await checkedRepresentation(bucket, object, { servesBytes: true, verified });
+  if (!representation) return noSuchObject();
   return full(object.body, representation);
 }
 
@@ -144,102 +74,35 @@ async function answerPlainGet(bucket: R2Bucket, name: string): Promise<Response>
  * reads no bytes at all and a 206 reads only its range. Evaluated in the order of RFC 9110
  * §13.2.2: If-None-Match (step 3), then If-Range (step 5), then Range.
  */
-async function answerAfterHead(request: Request, bucket: R2Bucket, name: string): Promise<Response> {
+async function answerAfterHead(request: Request, bucket: R2Bucket, name: string, verified: VerifiedObjects): Promise<Response> {
   const stored = await bucket.head(name);
-  if (!stored) return notFound("no such object");
-  const representation = await checkedRepresentation(bucket, stored, false);
-  if (!representation) return notFound("no such object");
-  if (noneMatch(request, representation.etag)) return notModified(representation);
+  if (!stored) return noSuchObject();
+  const representation = await checkedRepresentation(bucket, stored, { servesBytes: false, verified });
+  if (!representation) return noSuchObject();
+  if (isNotModified(request, representation.etag)) return notModified(representation);
   if (request.method === "HEAD") return new Response(null, { headers: fullHeaders(representation) });
   const range = honouredRange(request, representation);
   const satisfiable = range && satisfiableRange(range, representation.size);
   if (range && !satisfiable) return rangeNotSatisfiable(representation);
-  if (!(await checkedRepresentation(bucket, stored, true))) return notFound("no such object");
+  if (!(await checkedRepresentation(bucket, stored, { servesBytes: true, verified }))) return noSuchObject();
   if (!satisfiable) {
     const body = await readStored(bucket, stored);
-    return body ? full(body, representation) : notFound("no such object");
+    return body ? full(body, representation) : noSuchObject();
   }
   const body = await readStored(bucket, stored, satisfiable);
-  return body ? partial(body, satisfiable, representation) : notFound("no such object");
-}
-
-/**
- * The bytes (or only `range` of them) of the object just looked at, or undefined when it has been
- * deleted since. `onlyIf` makes sure they are that object's, not those of one written under the
- * same name in between, whose metadata nobody checked.
- */
-async function readStored(bucket: R2Bucket, stored: R2Object, range?: R2Range): Promise<ReadableStream | undefined> {
-  const object = await bucket.get(stored.key, { onlyIf: { etagMatches: stored.etag }, ...(range ? { range } : {}) });
-  if (!object) return undefined;
-  if (!("body" in object)) throw new Error(`${stored.key} changed between head and get`);
-  return object.body;
-}
-
-/**
- * The representation of a stored object, or undefined (after deleting it) when it must not be
- * served. The size R2 holds must be the size the writer counted, and the bytes must hash to the
- * SHA-256 the writer computed: a disagreement means a broken write or storage, and serving it
- * would hand a client a truncated or wrong command response. The hash is verified the first
- * time an isolate serves an object (a second, streamed read, in constant memory); later reads
- * trust that check. Objects written as multipart uploads carry no `size`/`sha256` (their
- * metadata is fixed before the bytes are known): they are served on R2's own size and tag.
- */
-async function checkedRepresentation(bucket: R2Bucket, object: R2Object, servesBytes: boolean): Promise<Representation | undefined> {
-  const declared = object.customMetadata?.size;
-  const sha256 = object.customMetadata?.sha256;
-  const wrongSize = declared !== undefined && declared !== String(object.size);
-  // Answers without content (HEAD, 304, 416) need no hash check: they hand out no bytes.
-  const checkHash = servesBytes && sha256 !== undefined;
-  if (wrongSize || (checkHash && !(await hashMatches(bucket, object, sha256)))) {
-    if ("body" in object) await (object as R2ObjectBody).body.cancel();
-    await discardCorrupt(bucket, object, wrongSize ? `size ${object.size}, metadata says ${declared}` : "bytes do not hash to the stored sha256");
-    return undefined;
-  }
-  const etag = sha256 && OBJECT_KEY_PATTERN.test(sha256) ? `"${sha256}"` : object.httpEtag;
-  return { size: object.size, etag, contentType: object.httpMetadata?.contentType ?? OBJECT_CONTENT_TYPE };
-}
-
-/** Objects (name and R2 entity tag) whose hash this isolate has checked. */
-const verifiedObjects = new Set<string>();
-const MAX_VERIFIED = 100_000;
-
-async function hashMatches(bucket: R2Bucket, object: R2Object, sha256: string): Promise<boolean> {
-  const id = `${object.key}@${object.etag}`;
-  if (verifiedObjects.has(id)) return true;
-  const copy = await bucket.get(object.key, { onlyIf: { etagMatches: object.etag } });
-  // Replaced or deleted since: nothing to condemn; the caller's own read decides.
-  if (!copy || !("body" in copy)) return true;
-  const digest = new crypto.DigestStream("SHA-256");
-  // If the read fails, pipeTo says so (the route answers 503); the digest promise then rejects
-  // too, and nobody else is waiting for it.
-  digest.digest.catch(() => undefined);
-  await copy.body.pipeTo(digest);
-  if (toHex(await digest.digest) !== sha256) return false;
-  if (verifiedObjects.size >= MAX_VERIFIED) verifiedObjects.clear();
-  verifiedObjects.add(id);
-  return true;
-}
-
-async function discardCorrupt(bucket: R2Bucket, object: R2Object, problem: string): Promise<void> {
-  log("error", "object-corrupt", { name: object.key, problem, action: "deleted" });
-  try {
-    await bucket.delete(object.key);
-  } catch (error) {
-    log("error", "object-corrupt-delete-failed", { name: object.key, error: String(error) });
-  }
+  return body ? partial(body, satisfiable, representation) : noSuchObject();
 }
 
 // ---------------------------------------------------------------------------------------------
 // PoP cache
 
 /**
- * A GET with no Range and no conditional header: the whole object, as is, from one R2 read or
- * the PoP cache. Of the other conditionals, If-Modified-Since and If-Unmodified-Since are ignored
- * as RFC 9110 asks when there is no modification date (none is sent); If-Match is not evaluated.
+ * A GET with no Range and no precondition: the whole object, as is, from one R2 read or the PoP
+ * cache. Of the preconditions, If-Modified-Since and If-Unmodified-Since are ignored as RFC 9110
+ * asks when there is no modification date (none is sent); If-Match is not evaluated.
  */
 function isPlainGet(request: Request): boolean {
-  const conditional = ["range", "if-none-match", "if-match", "if-modified-since", "if-unmodified-since", "if-range"];
-  return request.method === "GET" && conditional.every((header) => !request.headers.has(header));
+  return request.method === "GET" && !request.headers.has("range") && !hasPreconditions(request);
 }
 
 /**
@@ -247,24 +110,18 @@ function isPlainGet(request: Request): boolean {
  * headers, no query, the name re-encoded — so that every spelling of one object shares one
  * entry. A miss is answered from R2 and, at the same time, stored (see storeInPop).
  */
-async function answerThroughPop(
-  url: URL,
-  bucket: R2Bucket,
-  name: string,
-  cache: Cache,
-  waitUntil: ObjectRouteOptions["waitUntil"],
-): Promise<Response> {
+async function answerThroughPop(url: URL, bucket: R2Bucket, name: string, cache: Cache, options: ObjectRouteOptions): Promise<Response> {
   const key = new Request(`${url.origin}${OBJECTS_ROUTE_PREFIX}${objectPath(name)}`);
   const cached = await cache.match(key).catch((error: unknown) => {
     log("warn", "pop-cache-match-failed", { name, error: String(error) });
     return undefined;
   });
   if (cached) return withPopStatus(cached, cached.body, "HIT");
-  const response = await answerPlainGet(bucket, name);
+  const response = await answerPlainGet(bucket, name, options.verified);
   if (response.status !== 200 || !response.body) return response;
   const [toClient, toCache] = response.body.tee();
-  const stored = storeInPop(cache, key, new Response(toCache, { headers: response.headers, encodeBody: "manual" }));
-  if (waitUntil) waitUntil(stored);
+  const stored = storeInPop(cache, key, copyResponse(response, { body: toCache, encodeBody: "manual" }));
+  if (options.waitUntil) options.waitUntil(stored);
   else await stored;
   return withPopStatus(response, toClient, "MISS");
 }
@@ -288,107 +145,7 @@ async function storeInPop(cache: Cache, key: Request, response: Response): Promi
 }
 
 function withPopStatus(response: Response, body: ReadableStream | null, status: "HIT" | "MISS"): Response {
-  const headers = new Headers(response.headers);
-  headers.set(POP_STATUS_HEADER, status);
-  return new Response(body, { status: response.status, headers, encodeBody: "manual" });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Conditional requests (RFC 9110 §13)
-
-/**
- * §13.1.2: "If the field value is "*", the condition is false if the origin server has a current
- * representation for the target resource. If the field value is a list of entity tags, the
- * condition is false if one of the listed tags matches the entity tag of the selected
- * representation." — using the weak comparison function (§8.8.3.2): "two entity tags are
- * equivalent if their opaque-tags match character-by-character, regardless of either or both
- * being tagged as 'weak'". True here means: answer 304.
- */
-function noneMatch(request: Request, etag: string): boolean {
-  const field = request.headers.get("if-none-match");
-  if (field === null) return false;
-  if (field.trim() === "*") return true;
-  const ours = opaqueTag(etag);
-  return entityTags(field).some((tag) => tag === ours);
-}
-
-/**
- * §13.1.5: "If the entity-tag validator provided exactly matches the ETag field value for the
- * selected representation using the strong comparison function (Section 8.8.3.2), the condition
- * is true." An HTTP-date never holds here: no Last-Modified is sent for it to match. A request
- * without If-Range holds trivially.
- */
-function ifRangeHolds(request: Request, etag: string): boolean {
-  const field = request.headers.get("if-range");
-  if (field === null) return true;
-  return !etag.startsWith("W/") && field.trim() === etag;
-}
-
-/** The opaque-tags of the `entity-tag = [ weak ] opaque-tag` (§8.8.3) in a field value, W/ dropped. */
-function entityTags(field: string): string[] {
-  return [...field.matchAll(/(?:W\/)?("[^"]*")/g)].map((m) => m[1] ?? "");
-}
-
-function opaqueTag(etag: string): string {
-  return etag.replace(/^W\//, "");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Range requests (RFC 9110 §14)
-
-/** `int-range = first-pos "-" [ last-pos ]` or `suffix-range = "-" suffix-length` (§14.1.1). */
-export type ByteRangeSpec = { first: number; last?: number } | { suffix: number };
-
-/**
- * The single byte range a GET asks for and will get, or undefined: no Range, a unit other than
- * `bytes`, a syntactically invalid range set, or several ranges. All of those are served whole —
- * §14.2: "A server MAY ignore the Range header field" — which spares building multipart/byteranges
- * bodies that no Mercurial client asks for. §13.2.2 step 5: "When the method is GET and both Range
- * and If-Range are present, evaluate the If-Range precondition: if true and the Range is
- * applicable to the selected representation, respond 206 (Partial Content); otherwise, ignore the
- * Range header field and respond 200 (OK)". A zero-length object has no byte range to describe.
- */
-function honouredRange(request: Request, representation: Representation): ByteRangeSpec | undefined {
-  // §14.2: "GET is the only method for which range handling is defined."
-  if (request.method !== "GET" || representation.size === 0) return undefined;
-  if (!ifRangeHolds(request, representation.etag)) return undefined;
-  return parseRange(request.headers.get("range"));
-}
-
-export function parseRange(field: string | null): ByteRangeSpec | undefined {
-  const match = field === null ? null : /^\s*bytes\s*=(.*)$/i.exec(field);
-  if (!match) return undefined;
-  // range-set = 1#range-spec; §5.6.1 lets list elements be empty.
-  const specs = (match[1] ?? "").split(",").map((spec) => spec.trim()).filter((spec) => spec !== "");
-  return specs.length === 1 ? parseRangeSpec(specs[0] as string) : undefined;
-}
-
-function parseRangeSpec(spec: string): ByteRangeSpec | undefined {
-  const match = /^(\d*)-(\d*)$/.exec(spec);
-  if (!match || (match[1] === "" && match[2] === "")) return undefined;
-  if (match[1] === "") return { suffix: Number(match[2]) };
-  const first = Number(match[1]);
-  if (match[2] === "") return { first };
-  const last = Number(match[2]);
-  // §14.1.1: "An int-range is invalid if the last-pos value is present and less than the first-pos."
-  return last < first ? undefined : { first, last };
-}
-
-/**
- * §14.1.1: "a valid bytes range-spec is satisfiable if it is either: an int-range with a
- * first-pos that is less than the current length of the selected representation or a
- * suffix-range with a non-zero suffix-length"; a last-pos at or past the end, or a suffix longer
- * than the representation, means up to its end.
- */
-export function satisfiableRange(range: ByteRangeSpec, size: number): { offset: number; length: number } | undefined {
-  if ("suffix" in range) {
-    if (range.suffix === 0) return undefined;
-    const length = Math.min(range.suffix, size);
-    return { offset: size - length, length };
-  }
-  if (range.first >= size) return undefined;
-  const last = Math.min(range.last ?? size - 1, size - 1);
-  return { offset: range.first, length: last - range.first + 1 };
+  return copyResponse(response, { body, headers: { [POP_STATUS_HEADER]: status }, encodeBody: "manual" });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -415,10 +172,10 @@ function full(body: ReadableStream, representation: Representation): Response {
   return new Response(body, { headers: fullHeaders(representation), encodeBody: "manual" });
 }
 
-/** 206 (§15.3.7) with `Content-Range: bytes first-last/complete-length` (§14.4). */
-function partial(body: ReadableStream, range: { offset: number; length: number }, representation: Representation): Response {
+/** 206 (RFC 9110 §15.3.7) with its Content-Range (§14.4). */
+function partial(body: ReadableStream, range: ByteRange, representation: Representation): Response {
   const headers = representationHeaders(representation);
-  headers.set("content-range", `bytes ${range.offset}-${range.offset + range.length - 1}/${representation.size}`);
+  headers.set("content-range", contentRange(range, representation.size));
   headers.set("content-length", String(range.length));
   return new Response(body, { status: 206, headers, encodeBody: "manual" });
 }
@@ -438,14 +195,19 @@ function notModified(representation: Representation): Response {
  * a Content-Range header field specifying the current length of the selected representation."
  */
 function rangeNotSatisfiable(representation: Representation): Response {
-  const response = plainText(416, `range not satisfiable: the object has ${representation.size} bytes`);
-  response.headers.set("content-range", `bytes */${representation.size}`);
-  response.headers.set("etag", representation.etag);
-  return response;
+  return plainError(416, `range not satisfiable: the object has ${representation.size} bytes; ask for a range that starts before its end`, {
+    "content-range": unsatisfiedContentRange(representation.size),
+    etag: representation.etag,
+  });
 }
 
 function notFound(reason: string): Response {
-  return plainText(404, reason);
+  return plainError(404, reason);
+}
+
+/** Purged, replaced or never stored: the command asked again through hgedge stores it anew. */
+function noSuchObject(): Response {
+  return notFound("no such object (purged or not stored); run the Mercurial command again");
 }
 
 /**
@@ -453,21 +215,10 @@ function notFound(reason: string): Response {
  * list of the target resource's currently supported methods."
  */
 function methodNotAllowed(): Response {
-  const response = plainText(405, "only GET and HEAD are allowed here");
-  response.headers.set("allow", ALLOWED_METHODS);
-  return response;
+  return plainError(405, "only GET and HEAD are allowed on the content route", { allow: ALLOWED_METHODS });
 }
 
 /** R2 failed: the object may well be there, so ask the client to come back (§10.2.3 Retry-After). */
 function unavailable(): Response {
-  const response = plainText(503, "the object store failed; retry");
-  response.headers.set("retry-after", "1");
-  return response;
-}
-
-function plainText(status: number, reason: string): Response {
-  return new Response(`${reason}\n`, {
-    status,
-    headers: { "content-type": "text/plain; charset=utf-8", "cache-control": ERROR_CACHE_CONTROL },
-  });
+  return plainError(503, "the object store failed; retry in a moment", { "retry-after": "1" });
 }

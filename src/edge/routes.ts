@@ -24,7 +24,8 @@ import { ADMIN_ACTIONS, ADMIN_ROUTE_PREFIX, adminAuth, runAction, unknownAction 
 import { answerCapabilities, answerManifest, noticePush } from "./clonebundles.ts";
 import type { EdgeContext, HgEdge, RequestKind } from "./context.ts";
 import { canonical } from "./middleware.ts";
-import { OBJECTS_ROUTE_PREFIX, serveObject } from "./content.ts";
+import { OBJECTS_ROUTE_PREFIX } from "../cache/names.ts";
+import { serveObject } from "./content.ts";
 import { handleV2Command, type V2Command } from "./v2.ts";
 import { asksForUpgrade } from "./wireproto.ts";
 

@@ -5,14 +5,9 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { objectPath } from "../../src/cache/urls.ts";
-import {
-  handleObjectRequest,
-  objectNameFromPath,
-  parseRange,
-  satisfiableRange,
-  OBJECTS_ROUTE_PREFIX,
-  type ObjectRouteOptions,
-} from "../../src/edge/objects.ts";
+import { OBJECTS_ROUTE_PREFIX, objectNameFromPath } from "../../src/cache/names.ts";
+import { VerifiedObjects } from "../../src/cache/objects.ts";
+import { handleObjectRequest, type ObjectRouteOptions } from "../../src/edge/objects.ts";
 
 const EDGE = "http://edge.test";
 const CBOR = "application/mercurial-cbor";
@@ -79,8 +74,11 @@ function spiedBucket(inner: R2Bucket = env.OBJECTS) {
   return { bucket, calls };
 }
 
-function serve(url: string, init: RequestInit = {}, options?: ObjectRouteOptions, bucket: R2Bucket = env.OBJECTS) {
-  return handleObjectRequest(new Request(url, init), bucket, options);
+/** One memory of verified objects for the whole file, as an isolate has one (every test's objects are fresh). */
+const verified = new VerifiedObjects();
+
+function serve(url: string, init: RequestInit = {}, options: Partial<ObjectRouteOptions> = {}, bucket: R2Bucket = env.OBJECTS) {
+  return handleObjectRequest(new Request(url, init), bucket, { verified, ...options });
 }
 
 const bytesOf = async (response: Response) => new Uint8Array(await response.arrayBuffer());
@@ -103,7 +101,7 @@ async function expectOneLineText(response: Response, status: number): Promise<st
   expect(response.headers.get("content-type")).toMatch(/^text\/plain/);
   expect(response.headers.get("cache-control")).toBe("no-store");
   const body = await response.text();
-  expect(body).toMatch(/^[^\n]+\n$/);
+  expect(body).toMatch(/^hgedge: [^\n]+\n$/);
   return body;
 }
 
@@ -297,20 +295,6 @@ describe("Range (RFC 9110 §14)", () => {
     const url = `${EDGE}${OBJECTS_ROUTE_PREFIX}team/project/filesdata/${await freshKey()}`;
     await expectOneLineText(await serve(url, { headers: { range: "bytes=0-1" } }), 404);
   });
-
-  it("parses range sets and resolves them against a length (units)", () => {
-    expect(parseRange(null)).toBeUndefined();
-    expect(parseRange("bytes=0-499")).toEqual({ first: 0, last: 499 });
-    expect(parseRange("bytes=9500-")).toEqual({ first: 9500 });
-    expect(parseRange("bytes=-500")).toEqual({ suffix: 500 });
-    expect(parseRange("bytes=0-0,-1")).toBeUndefined();
-    expect(parseRange("bytes=2-1")).toBeUndefined();
-    expect(satisfiableRange({ first: 0, last: 499 }, 10_000)).toEqual({ offset: 0, length: 500 });
-    expect(satisfiableRange({ first: 9500 }, 10_000)).toEqual({ offset: 9500, length: 500 });
-    expect(satisfiableRange({ suffix: 500 }, 10_000)).toEqual({ offset: 9500, length: 500 });
-    expect(satisfiableRange({ first: 10_000 }, 10_000)).toBeUndefined();
-    expect(satisfiableRange({ suffix: 0 }, 10_000)).toBeUndefined();
-  });
 });
 
 describe("errors", () => {
@@ -401,6 +385,44 @@ describe("errors", () => {
   });
 });
 
+describe("verified objects", () => {
+  const getsOf = (calls: { method: string }[]) => calls.filter((c) => c.method === "get").length;
+
+  it("hashes an object on its first GET only: the next one, sharing the memory, reads it once", async () => {
+    const object = await putObject(sample());
+    const memory = new VerifiedObjects();
+    const first = spiedBucket();
+    await expectBody(await serve(object.url, {}, { verified: memory }, first.bucket), object.bytes);
+    expect(getsOf(first.calls)).toBe(2); // the bytes served, and a second read to hash them
+    const second = spiedBucket();
+    await expectBody(await serve(object.url, {}, { verified: memory }, second.bucket), object.bytes);
+    expect(getsOf(second.calls)).toBe(1);
+    // Another memory (another isolate) checks for itself.
+    const elsewhere = spiedBucket();
+    await expectBody(await serve(object.url, {}, { verified: new VerifiedObjects() }, elsewhere.bucket), object.bytes);
+    expect(getsOf(elsewhere.calls)).toBe(2);
+  });
+
+  it("keys on the R2 entity tag: an object written again under its name is hashed again", () => {
+    const memory = new VerifiedObjects();
+    memory.remember({ key: "repo/filesdata/k", etag: "one" });
+    expect(memory.has({ key: "repo/filesdata/k", etag: "one" })).toBe(true);
+    expect(memory.has({ key: "repo/filesdata/k", etag: "two" })).toBe(false);
+  });
+
+  it("starts over when full rather than growing without bound", () => {
+    const memory = new VerifiedObjects(2);
+    const object = (key: string) => ({ key, etag: "e" });
+    memory.remember(object("a"));
+    memory.remember(object("b"));
+    expect(memory.size).toBe(2);
+    memory.remember(object("c"));
+    expect(memory.size).toBe(1);
+    expect(memory.has(object("a"))).toBe(false);
+    expect(memory.has(object("c"))).toBe(true);
+  });
+});
+
 describe("PoP cache", () => {
   async function popCache(): Promise<Cache> {
     return caches.open(`objects-test-${Date.now()}-${counter++}`);
@@ -410,7 +432,7 @@ describe("PoP cache", () => {
     const object = await putObject(compressible(256 * 1024));
     const cache = await popCache();
     const pending: Promise<unknown>[] = [];
-    const options: ObjectRouteOptions = { cache, waitUntil: (promise) => void pending.push(promise) };
+    const options: Partial<ObjectRouteOptions> = { cache, waitUntil: (promise) => void pending.push(promise) };
 
     const first = await serve(object.url, {}, options);
     expect(first.headers.get("x-hgedge-pop")).toBe("MISS");
