@@ -43,7 +43,7 @@ module.exports = {
       name: "nobody-imports-the-entry",
       comment: "src/index.ts wires the Worker together (app, cron, Durable Object classes); importing it pulls in the whole Worker. Import the module that defines what you need.",
       severity: "error",
-      from: { path: "^(src|harness)/", pathNot: "^src/index\\.ts$" },
+      from: { path: "^src/", pathNot: "^src/index\\.ts$" },
       to: { path: "^src/index\\.ts$" },
     },
     onlyInsideSrc(
