@@ -2,9 +2,9 @@
  * The layer rules of hgedge, checked by `npm run lint:layers` (part of `npm test`, so CI fails
  * on a violation). docs/architecture.md ("Layer rules") says the same in prose.
  *
- * Layers, top to bottom: src/index.ts → src/edge → src/cache → src/origin → src/config →
- * src/io → src/protocol; src/log.ts beside them all. A layer may import the ones below it,
- * never the ones above, and nothing in src/ may form an import cycle.
+ * Layers, top to bottom: src/index.ts → src/edge → src/cache → src/origin → src/config;
+ * src/io, src/protocol and src/log.ts are leaves beneath them. A layer never imports one
+ * above it, each rule below names what it may import, and nothing in src/ forms an import cycle.
  */
 
 /** src/config.ts today, or a src/config/ folder when it grows one. */
