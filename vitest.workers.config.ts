@@ -7,7 +7,7 @@ import { readFile, readdir, stat } from "node:fs/promises";
 import { resolve, sep } from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
-import { assertFixturesPresent, fixturesDir } from "./test/support/paths.ts";
+import { assertFixturesPresent, fixturesDir } from "./harness/paths.ts";
 
 assertFixturesPresent();
 

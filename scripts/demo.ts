@@ -24,7 +24,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { freePort, projectRoot, runHg, runHgOk, serveRepo, startRecordingProxy, type Exchange, type RecordingProxy, type Served } from "../test/support/mercurial.ts";
+import { freePort, projectRoot, runHg, runHgOk, serveRepo, startRecordingProxy, type Exchange, type RecordingProxy, type Served } from "../harness/mercurial.ts";
 
 const TOOLS = path.join(projectRoot, ".tools", "bin");
 const HG56 = path.join(TOOLS, "hg-5.6.1");

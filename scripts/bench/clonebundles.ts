@@ -16,8 +16,8 @@
 import { appendFile, cp, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startStack } from "../../test/support/edge.ts";
-import { projectRoot, runHgOk, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
+import { startStack } from "../../harness/edge.ts";
+import { projectRoot, runHgOk, startRecordingProxy, type Exchange } from "../../harness/mercurial.ts";
 import { stopDevtoolsNetworkEvents } from "./inspector.ts";
 import { cachedBenchRepo, cpuSeconds, edgeProcesses, exchange, machine, measuredClone, median, option, writeResult } from "./support.ts";
 

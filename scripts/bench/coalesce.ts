@@ -12,10 +12,10 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { cloneConcurrently, type ConcurrentClones } from "../../test/support/concurrent.ts";
-import { startStack } from "../../test/support/edge.ts";
+import { cloneConcurrently, type ConcurrentClones } from "../../harness/concurrent.ts";
+import { startStack } from "../../harness/edge.ts";
 import { edgeProcesses, makeBenchRepo, option, runtimeUrl, writeResult } from "./support.ts";
-import { hg56Path, projectRoot, runHgOk } from "../../test/support/mercurial.ts";
+import { hg56Path, projectRoot, runHgOk } from "../../harness/mercurial.ts";
 
 
 /** wrangler.toml without the COALESCER binding, next to the real one's state directory. */

@@ -10,8 +10,8 @@ import { readFileSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startEdge, type Edge } from "../../test/support/edge.ts";
-import { cloneArgs, hg56Path, projectRoot, runHg, runHgOk, serveRepo } from "../../test/support/mercurial.ts";
+import { startEdge, type Edge } from "../../harness/edge.ts";
+import { cloneArgs, hg56Path, projectRoot, runHg, runHgOk, serveRepo } from "../../harness/mercurial.ts";
 
 function option(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);

@@ -31,7 +31,7 @@ import http from "node:http";
 import type net from "node:net";
 import path from "node:path";
 import { once } from "node:events";
-import { startEdge, type Edge } from "../../test/support/edge.ts";
+import { startEdge, type Edge } from "../../harness/edge.ts";
 import { FRAMING_MEDIA_TYPE } from "../../src/protocol/capabilities.ts";
 import { bytes, cborMap, encode } from "../../src/protocol/cbor.ts";
 import { encodeRequestBody } from "../../src/protocol/requests.ts";

@@ -17,10 +17,10 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startStack } from "../../test/support/edge.ts";
+import { startStack } from "../../harness/edge.ts";
 import { stopDevtoolsNetworkEvents } from "./inspector.ts";
 import { flag, makeBenchRepo, measuredClone, option, type MeasuredClone, writeResult } from "./support.ts";
-import { cloneArgs, hg56Path, runHgOk, type Exchange } from "../../test/support/mercurial.ts";
+import { cloneArgs, hg56Path, runHgOk, type Exchange } from "../../harness/mercurial.ts";
 
 type Measured = Omit<MeasuredClone, "output">;
 

@@ -9,9 +9,9 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startEdge } from "../../test/support/edge.ts";
+import { startEdge } from "../../harness/edge.ts";
 import { option } from "./support.ts";
-import { cloneArgs, hg56Path, projectRoot, runHg, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../test/support/mercurial.ts";
+import { cloneArgs, hg56Path, projectRoot, runHg, runHgOk, serveRepo, startRecordingProxy, type Exchange } from "../../harness/mercurial.ts";
 
 const TIMEOUT = 600_000;
 

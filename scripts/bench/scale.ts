@@ -22,8 +22,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startEdge } from "../../test/support/edge.ts";
-import { cloneArgs, hg56Path, projectRoot, runHgOk, serveRepo } from "../../test/support/mercurial.ts";
+import { startEdge } from "../../harness/edge.ts";
+import { cloneArgs, hg56Path, projectRoot, runHgOk, serveRepo } from "../../harness/mercurial.ts";
 import {
   cachedBenchRepo,
   edgeProcesses,

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
-import { projectRoot, runHgOk, type Exchange as RecordedExchange } from "../../test/support/mercurial.ts";
+import { projectRoot, runHgOk, type Exchange as RecordedExchange } from "../../harness/mercurial.ts";
 
 export const RESULTS_DIR = path.join(projectRoot, "bench-results");
 export const CHARTS_DIR = path.join(projectRoot, "docs/bench");
@@ -216,7 +216,7 @@ export function exchange(
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // A benchmark stopped by a signal (timeout, Ctrl-C) must not leave its edge or origin running:
-// exiting runs the exit handlers of test/support, which kill their process groups.
+// exiting runs the exit handlers of harness/, which kill their process groups.
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(130));
 
 /**
@@ -290,7 +290,7 @@ export interface CountingProxy {
 
 /**
  * A loopback HTTP/1.1 reverse proxy to `targetUrl` that counts response bytes and keeps nothing
- * (the recording proxy of test/support keeps every body: gigabytes at the size of a real
+ * (the recording proxy of harness/mercurial.ts keeps every body: gigabytes at the size of a real
  * repository). The Host header is passed on unchanged, so that URLs the target builds from it
  * (hgedge's redirects to its content route) point at this proxy, and their bytes are counted too.
  */

@@ -15,9 +15,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { startStack } from "../../test/support/edge.ts";
+import { startStack } from "../../harness/edge.ts";
 import { makeBenchRepo, option, writeResult } from "./support.ts";
-import { cloneArgs, hg56Path, runHgOk, type Exchange } from "../../test/support/mercurial.ts";
+import { cloneArgs, hg56Path, runHgOk, type Exchange } from "../../harness/mercurial.ts";
 import { formatBytes } from "../warm/progress.ts";
 import { warm, type WarmSummary } from "../warm/run.ts";
 import { MERCURIAL_SERVER_ORDER } from "../../src/protocol/streams.ts";

@@ -2,6 +2,7 @@
  * The access matrix: nobody gets cached data the origin would refuse them. The scripted origin
  * lets `Basic good` read and refuses everyone else, as hgweb does with pull permission.
  */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { signature } from "../../src/cache/signing.ts";
@@ -33,11 +34,10 @@ function edge(originFetch: OriginFetch, vars: Record<string, string> = {}) {
   const app = createApp({ originFetch });
   const environment = { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, CACHE_VERSION: `access-${Date.now()}-${generation++}`, MIN_REDIRECT_BYTES: "0", SIGNING_KEY, ...vars } as Env;
   return async (request: Request) => {
-    const pending: Promise<unknown>[] = [];
-    const ctx = { waitUntil: (p: Promise<unknown>) => pending.push(p), passThroughOnException() {}, props: {} };
-    const response = await app.fetch(request, environment, ctx as unknown as ExecutionContext);
+    const ctx = createExecutionContext();
+    const response = await app.fetch(request, environment, ctx);
     const body = new Uint8Array(await response.arrayBuffer());
-    await Promise.all(pending);
+    await waitOnExecutionContext(ctx);
     return { response, body };
   };
 }

@@ -2,6 +2,7 @@
  * The admin API: off without ADMIN_TOKEN, bearer-checked, and purge deleting a repository's (or
  * one command's) objects by prefix, in pages, PoP-cache copies included, with the local R2.
  */
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/config.ts";
@@ -17,9 +18,9 @@ const TOKEN = "t".repeat(40);
 
 function adminEdge(vars: Partial<Record<keyof Env, string>> = { ADMIN_TOKEN: TOKEN }) {
   const app = createApp({ originFetch: async () => new Response("origin must not be asked", { status: 500 }) });
-  const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} };
+  const ctx = createExecutionContext();
   return (path: string, init: RequestInit = {}) =>
-    app.fetch(new Request(`${EDGE}${path}`, init), { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ACCESS: "public", ...vars } as Env, ctx as unknown as ExecutionContext);
+    app.fetch(new Request(`${EDGE}${path}`, init), { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ACCESS: "public", ...vars } as Env, ctx);
 }
 
 const auth = (token = TOKEN) => ({ authorization: `Bearer ${token}` });

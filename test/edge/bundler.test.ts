@@ -11,7 +11,7 @@
  * scripted origin through useOrigin.
  */
 import { env } from "cloudflare:workers";
-import { runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { deflate } from "pako";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/config.ts";
@@ -74,10 +74,9 @@ function origin() {
 /** The edge as one isolate runs it, with the BUNDLER binding; waitUntil promises are kept to await. */
 function isolate(originFetch: OriginFetch, vars: Partial<Record<keyof Env, string>> = {}) {
   const app = createApp({ originFetch });
-  const background: Promise<unknown>[] = [];
-  const ctx = { waitUntil: (p: Promise<unknown>) => void background.push(p), passThroughOnException() {}, props: {} };
+  const ctx = createExecutionContext();
   const bindings = { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, BUNDLER: env.BUNDLER, ACCESS: "public", ADMIN_TOKEN: TOKEN, ...vars } as Env;
-  const fetchEdge = (path: string, init: RequestInit = {}) => app.fetch(new Request(`${EDGE}${path}`, init), bindings, ctx as unknown as ExecutionContext);
+  const fetchEdge = (path: string, init: RequestInit = {}) => app.fetch(new Request(`${EDGE}${path}`, init), bindings, ctx);
   return {
     fetchEdge,
     generate: async (repo: string) => {
@@ -87,7 +86,7 @@ function isolate(originFetch: OriginFetch, vars: Partial<Record<keyof Env, strin
     push: async (repo: string) => {
       const response = await fetchEdge(`${repo}?cmd=unbundle`, { method: "POST", body: "HG20..." });
       await response.arrayBuffer();
-      await Promise.all(background.splice(0));
+      await waitOnExecutionContext(ctx);
       return response.status;
     },
     stats: async (repo: string) => {

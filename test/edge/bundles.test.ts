@@ -6,6 +6,7 @@
  * see, the content route serving the bundles, replaced bundles kept for their grace period,
  * failures that keep the previous bundles, and the cron trigger's freshness check.
  */
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { decompress as zstdDecompress } from "fzstd";
 import { deflate, inflate } from "pako";
@@ -112,9 +113,9 @@ function cutBundle(bytes: Uint8Array): Getbundle {
 
 function edgeApp(originFetch: OriginFetch, vars: Partial<Record<keyof Env, string>> = {}) {
   const app = createApp({ originFetch });
-  const ctx = { waitUntil() {}, passThroughOnException() {}, props: {} };
+  const ctx = createExecutionContext();
   const bindings = { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ACCESS: "public", ADMIN_TOKEN: TOKEN, ...vars } as Env;
-  const fetchEdge = (path: string, init: RequestInit = {}) => app.fetch(new Request(`${EDGE}${path}`, init), bindings, ctx as unknown as ExecutionContext);
+  const fetchEdge = (path: string, init: RequestInit = {}) => app.fetch(new Request(`${EDGE}${path}`, init), bindings, ctx);
   const generate = async (repo: string) => {
     const response = await fetchEdge("/.hgedge/admin/bundles", { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ repo }) });
     return { status: response.status, body: (await response.json()) as AdminAnswer };

@@ -2,6 +2,7 @@
  * The cache behind a cacheable v2 command, end to end through the app with the local R2:
  * miss → filled; hit → redirect (no origin, no R2 read) or inline; nothing stored on failure.
  */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/config.ts";
@@ -123,10 +124,9 @@ describe("cacheable v2 commands", () => {
   it("stores at most FILL_CONCURRENCY responses at once, and one object only once", async () => {
     const upstream = origin(await recorded);
     const app = createApp({ originFetch: upstream.originFetch });
-    const pending: Promise<unknown>[] = [];
-    const ctx = { waitUntil: (p: Promise<unknown>) => pending.push(p), passThroughOnException() {}, props: {} };
+    const ctx = createExecutionContext();
     const vars = { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ACCESS: "public", CACHE_VERSION: `cap-${Date.now()}`, MIN_REDIRECT_BYTES: "0", FILL_CONCURRENCY: "1" } as Env;
-    const send = (request: Request) => app.fetch(request, vars, ctx as unknown as ExecutionContext);
+    const send = (request: Request) => app.fetch(request, vars, ctx);
     // The first fill stays open while its body is unread; the second miss for the same object
     // and a miss for another object are both answered without storing.
     const first = await send(manifestRequest());
@@ -138,7 +138,7 @@ describe("cacheable v2 commands", () => {
     // Only the answers that are not being stored say so (a pre-warmer counts on it).
     expect([first, same, other].map((r) => r.headers.get("x-hgedge-fill"))).toEqual([null, "skipped", "skipped"]);
     await Promise.all([bodyOf(same), bodyOf(other), bodyOf(first)]);
-    await Promise.all(pending);
+    await waitOnExecutionContext(ctx);
     const listed = await env.OBJECTS.list({ prefix: "" });
     const ours = listed.objects.filter((o) => o.key.includes("/manifestdata/")).length;
     expect(ours).toBeGreaterThan(0);
@@ -149,16 +149,16 @@ describe("cacheable v2 commands", () => {
     );
     expect(again.headers.get("x-hgedge-cache")).toBe("MISS");
     await bodyOf(again);
-    await Promise.all(pending);
+    await waitOnExecutionContext(ctx);
     expect(upstream.calls).toHaveLength(4);
   });
 
   it("forgets a fill whose client vanished without a word once it has been idle for ORIGIN_IDLE_TIMEOUT_MS", async () => {
     const upstream = origin(await recorded);
     const app = createApp({ originFetch: upstream.originFetch });
-    const ctx = { waitUntil: () => undefined, passThroughOnException() {}, props: {} };
+    const ctx = createExecutionContext();
     const vars = { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ACCESS: "public", CACHE_VERSION: `idle-${Date.now()}`, FILL_CONCURRENCY: "1", ORIGIN_IDLE_TIMEOUT_MS: "50" } as Env;
-    const send = (request: Request) => app.fetch(request, vars, ctx as unknown as ExecutionContext);
+    const send = (request: Request) => app.fetch(request, vars, ctx);
     const other = async () =>
       send(new Request(`${EDGE}/other/api/exp-http-v2-0003/ro/manifestdata`, { method: "POST", headers: manifestRequest().headers, body: await manifestRequest().arrayBuffer() }));
     // A fill whose body nobody reads and nobody cancels: what a dropped request leaves behind.

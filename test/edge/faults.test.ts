@@ -29,6 +29,7 @@
  * timeout on pass-through bodies, an unhandled rejection in hash verification, a truncated
  * PoP-cache entry) are fixed; their cases run here as ordinary tests.
  */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import type { Env } from "../../src/config.ts";
@@ -275,8 +276,7 @@ interface EdgeOptions {
 /** The app as workerd runs it, with an ExecutionContext whose waitUntil work we collect. */
 function edge({ scope, originFetch, bucket, vars }: EdgeOptions) {
   const app = createApp({ originFetch });
-  const pending: Promise<unknown>[] = [];
-  const ctx = { waitUntil: (p: Promise<unknown>) => pending.push(p), passThroughOnException() {}, props: {} };
+  const ctx = createExecutionContext();
   const bindings = {
     ORIGIN_URL: ORIGIN,
     OBJECTS: bucket ?? env.OBJECTS,
@@ -288,11 +288,16 @@ function edge({ scope, originFetch, bucket, vars }: EdgeOptions) {
     ...vars,
   } as Env;
   return {
-    fetch: async (request: Request) => app.fetch(request, bindings, ctx as unknown as ExecutionContext),
+    fetch: async (request: Request) => app.fetch(request, bindings, ctx),
     /** Waits for the background work; answers what of it failed (it must not). */
-    settle: async () => {
-      const results = await Promise.allSettled(pending.splice(0));
-      return results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+    settle: async (): Promise<unknown[]> => {
+      try {
+        await waitOnExecutionContext(ctx);
+        return [];
+      } catch (error) {
+        // One rejection comes as itself, several as one AggregateError.
+        return error instanceof AggregateError ? error.errors : [error];
+      }
     },
   };
 }

@@ -1,4 +1,5 @@
 /** The edge routes around the origin's filesdata failure on removed files, and nothing else. */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../src/config.ts";
@@ -41,11 +42,10 @@ function filesdataRequest(marker: number): Request {
 }
 
 async function call(originFetch: OriginFetch, request: Request, vars: Record<string, string> = {}, isolate = new CacheIsolate({ originFetch })) {
-  const pending: Promise<unknown>[] = [];
-  const ctx = { waitUntil: (p: Promise<unknown>) => pending.push(p), passThroughOnException() {}, props: {} };
-  const response = await createApp({ isolate }).fetch(request, { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ...vars } as Env, ctx as unknown as ExecutionContext);
+  const ctx = createExecutionContext();
+  const response = await createApp({ isolate }).fetch(request, { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ...vars } as Env, ctx);
   const body = new Uint8Array(await response.arrayBuffer());
-  await Promise.all(pending);
+  await waitOnExecutionContext(ctx);
   return { response, body };
 }
 

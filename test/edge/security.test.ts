@@ -4,6 +4,7 @@
  * with the data request's client-address headers, stats only for answered repositories, purge
  * of exactly one repository, and the small fixes of issue 14 in the same files.
  */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../../src/config.ts";
@@ -40,14 +41,13 @@ function recordingOrigin(reply: (seen: Seen) => Response | Promise<Response> = (
 function app(originFetch: OriginFetch, vars: Partial<Record<keyof Env, unknown>> = {}) {
   const hono = createApp({ originFetch });
   const environment = { ORIGIN_URL: ORIGIN, OBJECTS: env.OBJECTS, CACHE_VERSION: `security-${Date.now()}-${generation++}`, MIN_REDIRECT_BYTES: "0", ...vars } as Env;
-  const pending: Promise<unknown>[] = [];
-  const ctx = { waitUntil: (p: Promise<unknown>) => pending.push(p), passThroughOnException() {}, props: {} };
+  const ctx = createExecutionContext();
   const fetchEdge = async (request: Request) => {
-    const response = await hono.fetch(request, environment, ctx as unknown as ExecutionContext);
+    const response = await hono.fetch(request, environment, ctx);
     const body = new Uint8Array(await response.arrayBuffer());
     return { response, body };
   };
-  return { fetchEdge, settle: () => Promise.all(pending.splice(0)) };
+  return { fetchEdge, settle: () => waitOnExecutionContext(ctx) };
 }
 
 const pushkeyArgs = cborMap({ namespace: bytes("bookmarks"), key: bytes("evil"), old: new Uint8Array(0), new: bytes("0".repeat(40)) });

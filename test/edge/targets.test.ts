@@ -3,6 +3,7 @@
  * scripted `request.cf` properties, target health from scripted probes, time from a clock moved
  * by hand. The cache is the local R2, filled by a scripted origin.
  */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { Env } from "../../src/config.ts";
@@ -52,8 +53,7 @@ function edge(options: { vars?: Partial<Record<keyof Env, string>>; originFetch?
   const targets = scriptedTargets();
   let now = 1_700_000_000_000;
   const app = createApp({ originFetch, probeFetch: targets.probeFetch, clock: () => now });
-  const pending: Promise<unknown>[] = [];
-  const ctx = { waitUntil: (p: Promise<unknown>) => pending.push(p), passThroughOnException() {}, props: {} };
+  const ctx = createExecutionContext();
   const vars = {
     ORIGIN_URL: "http://origin.test",
     OBJECTS: env.OBJECTS,
@@ -66,10 +66,8 @@ function edge(options: { vars?: Partial<Record<keyof Env, string>>; originFetch?
     TARGET_RETRY_SECONDS: String(RETRY_SECONDS),
     ...options.vars,
   };
-  const fetchEdge = (request: Request) => app.fetch(request, vars as unknown as Env, ctx as unknown as ExecutionContext);
-  const settle = async () => {
-    while (pending.length) await Promise.all(pending.splice(0));
-  };
+  const fetchEdge = (request: Request) => app.fetch(request, vars as unknown as Env, ctx);
+  const settle = () => waitOnExecutionContext(ctx);
   return { fetchEdge, settle, targets, originCalls, advance: (seconds: number) => (now += seconds * 1000) };
 }
 

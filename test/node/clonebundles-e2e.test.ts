@@ -13,8 +13,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bundle2Scanner, bundleSpecOf } from "../../src/protocol/bundle2.ts";
-import { startEdge, type Edge } from "../support/edge.ts";
-import { hg6Path, makeRepo, projectRoot, runHgOk, serveRepo, skipUnlessAvailable, startRecordingProxy, type Exchange, type RecordingProxy, type Served } from "../support/mercurial.ts";
+import { startEdge, type Edge } from "../../harness/edge.ts";
+import { hg6Path, makeRepo, projectRoot, runHgOk, serveRepo, skipUnlessAvailable, startRecordingProxy, type Exchange, type RecordingProxy, type Served } from "../../harness/mercurial.ts";
 
 const HG_TIMEOUT = 120_000;
 const TOKEN = "e2e-admin-token-0123456789abcdef0123456789";

@@ -8,9 +8,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cloneConcurrently } from "../support/concurrent.ts";
-import { startStack, type Stack } from "../support/edge.ts";
-import { hg56Path, makeRepo, runHgOk, skipUnlessAvailable } from "../support/mercurial.ts";
+import { cloneConcurrently } from "../../harness/concurrent.ts";
+import { startStack, type Stack } from "../../harness/edge.ts";
+import { hg56Path, makeRepo, runHgOk, skipUnlessAvailable } from "../../harness/mercurial.ts";
 
 const HG_TIMEOUT = 180_000;
 const CLIENTS = 6;

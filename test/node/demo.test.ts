@@ -14,7 +14,7 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { projectRoot } from "../support/mercurial.ts";
+import { projectRoot } from "../../harness/mercurial.ts";
 
 // Two to five minutes on a busy 2-core machine; bounded all the same.
 const DEMO_TIMEOUT_MS = 480_000;

@@ -38,7 +38,7 @@ import {
   type ErrorResponseType,
 } from "../../src/protocol/responses.ts";
 import { createStreamDecoder, createStreamEncoder, type EncodingName } from "../../src/protocol/streams.ts";
-import { projectRoot } from "../support/paths.ts";
+import { projectRoot } from "../../harness/paths.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Availability: the house rule (fail under CI, skip with a reason otherwise)

@@ -8,8 +8,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startEdge, type Edge } from "../support/edge.ts";
-import { INSTALL_HINT, hg56Path, makeRepo, serveRepo, type Served } from "../support/mercurial.ts";
+import { startEdge, type Edge } from "../../harness/edge.ts";
+import { INSTALL_HINT, hg56Path, makeRepo, serveRepo, type Served } from "../../harness/mercurial.ts";
 
 const TIMEOUT = 90_000;
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { runFramesCli } from "../../scripts/frames.ts";
-import { assertFixturesPresent, fixturesDir, projectRoot } from "../support/paths.ts";
+import { assertFixturesPresent, fixturesDir, projectRoot } from "../../harness/paths.ts";
 
 assertFixturesPresent();
 

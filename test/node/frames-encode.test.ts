@@ -15,7 +15,7 @@ import { runFramesCli } from "../../scripts/frames.ts";
 import { bytes, cborMap, encode } from "../../src/protocol/cbor.ts";
 import { fromHex } from "../../src/protocol/hex.ts";
 import { parseRequestBody } from "../../src/protocol/requests.ts";
-import { hg56Path, makeRepo, projectRoot, runHgOk, serveRepo, skipUnlessAvailable } from "../support/mercurial.ts";
+import { hg56Path, makeRepo, projectRoot, runHgOk, serveRepo, skipUnlessAvailable } from "../../harness/mercurial.ts";
 
 const FRAMING = "application/mercurial-exp-framing-0006";
 

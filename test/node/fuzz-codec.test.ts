@@ -14,7 +14,7 @@ import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildCorpus, codecProperties, fuzzSettings, outcomes, planRuns, runProperty, seedFor, type CorpusExchange } from "../support/fuzz-properties.ts";
-import { assertFixturesPresent, fixturesDir } from "../support/paths.ts";
+import { assertFixturesPresent, fixturesDir } from "../../harness/paths.ts";
 
 assertFixturesPresent();
 

@@ -17,7 +17,7 @@ import {
   startRecordingProxy,
   type Exchange,
   type Served,
-} from "../support/mercurial.ts";
+} from "../../harness/mercurial.ts";
 import { decodeOne, mapGet, type CborMap, type CborValue } from "../../src/protocol/cbor.ts";
 import { parseRequestBody } from "../../src/protocol/requests.ts";
 import { collectResponses } from "../../src/protocol/responses.ts";

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startStack, type Edge, type Stack } from "../support/edge.ts";
+import { startStack, type Edge, type Stack } from "../../harness/edge.ts";
 import {
   cloneArgs,
   hg56Path,
@@ -18,7 +18,7 @@ import {
   skipUnlessAvailable,
   type RecordingProxy,
   type Served,
-} from "../support/mercurial.ts";
+} from "../../harness/mercurial.ts";
 
 const HG_TIMEOUT = 120_000;
 const hg56 = skipUnlessAvailable(hg56Path(), "Mercurial 5.6.1 (.tools/bin/hg-5.6.1)");

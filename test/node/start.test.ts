@@ -10,8 +10,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { missingOriginUrl } from "../../scripts/deploy.ts";
 import { cacheOffNote, localSettings, planStart } from "../../scripts/start.ts";
-import { startEdge, type Edge } from "../support/edge.ts";
-import { cloneArgs, hg56Path, hg6Path, makeRepo, projectRoot, runHgOk, serveRepo, skipUnlessAvailable, type Served } from "../support/mercurial.ts";
+import { startEdge, type Edge } from "../../harness/edge.ts";
+import { cloneArgs, hg56Path, hg6Path, makeRepo, projectRoot, runHgOk, serveRepo, skipUnlessAvailable, type Served } from "../../harness/mercurial.ts";
 
 const HG_TIMEOUT = 90_000;
 const hg6 = skipUnlessAvailable(hg6Path(), "Mercurial 6.x (.tools/bin/hg-6)");

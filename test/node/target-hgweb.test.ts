@@ -16,7 +16,7 @@ import { createInterface } from "node:readline";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { canonicalTarget, type CanonicalTarget } from "../../src/protocol/target.ts";
-import { INSTALL_HINT, hg56Path, projectRoot } from "../support/mercurial.ts";
+import { INSTALL_HINT, hg56Path, projectRoot } from "../../harness/mercurial.ts";
 
 const RUNS = Number(process.env.HGEDGE_TARGET_FUZZ_RUNS ?? (process.env.HGEDGE_FUZZ_RUNS ? 50_000 : 500));
 const SEED = Number(process.env.HGEDGE_FUZZ_SEED ?? 20261206);

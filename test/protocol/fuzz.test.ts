@@ -14,6 +14,7 @@
  * properties, VITE_HGEDGE_FUZZ_SEED=<n> changes the seed (workerd sees only VITE_-prefixed host
  * variables); the codec's long mode runs faster in Node: test/node/fuzz-codec.test.ts.
  */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterAll, describe, expect, it, vi } from "vitest";
@@ -120,17 +121,17 @@ function harness(script: OriginScript) {
     MIN_REDIRECT_BYTES: "0",
     CACHE_VERSION: `fuzz-${settings.seed}-${n}-${Date.now()}`,
   } as Env;
-  const background: Promise<unknown>[] = [];
-  const ctx = { waitUntil: (p: Promise<unknown>) => background.push(p), passThroughOnException() {}, props: {} };
+  const ctx = createExecutionContext();
   return {
     repo,
     calls: () => calls,
     /** Sends a request; the answer, its whole body, and every waitUntil promise, each within the deadline. */
     async send(request: Request): Promise<{ response: Response; body: Uint8Array }> {
-      const response = await within("the app's answer", Promise.resolve().then(() => app.fetch(request, vars, ctx as unknown as ExecutionContext)));
+      const response = await within("the app's answer", Promise.resolve().then(() => app.fetch(request, vars, ctx)));
       const body = new Uint8Array(await within("reading the answer's body", response.arrayBuffer()));
-      const settled = await within("the background work (waitUntil)", Promise.allSettled(background.splice(0)));
-      for (const s of settled) if (s.status === "rejected") throw escaped("a waitUntil promise", s.reason);
+      // waitOnExecutionContext rejects once all settled: with the one reason, or an AggregateError of several.
+      const failed = await within("the background work (waitUntil)", waitOnExecutionContext(ctx).then(() => undefined, (error: unknown) => ({ error })));
+      if (failed) throw escaped("a waitUntil promise", failed.error instanceof AggregateError ? failed.error.errors[0] : failed.error);
       return { response, body };
     },
     /** Objects under this case's repository path. */

@@ -2,6 +2,7 @@
  * The app inside workerd with the local R2 and a scripted origin, for cache tests: a fresh cache
  * generation per edge, a waitUntil that tests can drain, and v2 command requests.
  */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { Env } from "../../src/config.ts";
 import { createApp } from "../../src/edge/app.ts";
@@ -17,15 +18,12 @@ let generation = 0;
 export function edge(originFetch: OriginFetch, vars: Partial<Env> = {}) {
   const cacheVersion = `test-${Date.now()}-${generation++}`;
   const app = createApp({ originFetch });
-  const pending: Promise<unknown>[] = [];
-  const ctx = { waitUntil: (p: Promise<unknown>) => pending.push(p), passThroughOnException() {}, props: {} };
+  const ctx = createExecutionContext();
   const fetchEdge = async (request: Request) => {
-    const response = await app.fetch(request, { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ACCESS: "public", CACHE_VERSION: cacheVersion, MIN_REDIRECT_BYTES: "0", ...vars } as Env, ctx as unknown as ExecutionContext);
+    const response = await app.fetch(request, { ORIGIN_URL: "http://origin.test", OBJECTS: env.OBJECTS, ACCESS: "public", CACHE_VERSION: cacheVersion, MIN_REDIRECT_BYTES: "0", ...vars } as Env, ctx);
     return response;
   };
-  const settle = async () => {
-    await Promise.all(pending.splice(0));
-  };
+  const settle = () => waitOnExecutionContext(ctx);
   return { fetchEdge, settle };
 }
 

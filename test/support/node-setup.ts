@@ -4,7 +4,7 @@
  * logs a JSON line per request, thousands in a run.
  */
 import { beforeEach } from "vitest";
-import { runningEdges } from "./edge.ts";
+import { runningEdges } from "../../harness/edge.ts";
 
 /** Enough for the last requests and any stack trace, not a whole run's log. */
 const SHOWN_CHARS = 16_000;

@@ -1,8 +1,8 @@
 /**
- * Real Mercurial for the Node-side tests: locating the tools that
- * `scripts/install-mercurial.sh` installs, running them, building a small deterministic
- * repository, serving it with `hg serve`, and a recording loopback proxy that captures real
- * exchanges. Everything talks to 127.0.0.1 only and every wait is bounded.
+ * Real Mercurial for the Node-side tests and for the scripts (demo, benchmarks, fixture
+ * recorder): locating the tools that `scripts/install-mercurial.sh` installs, running them,
+ * building a small deterministic repository, serving it with `hg serve`, and a recording loopback
+ * proxy that captures real exchanges. Everything talks to 127.0.0.1 only and every wait is bounded.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { HOP_BY_HOP as EDGE_HOP_BY_HOP } from "../../src/origin/headers.ts";
+import { HOP_BY_HOP as EDGE_HOP_BY_HOP } from "../src/origin/headers.ts";
 import { projectRoot } from "./paths.ts";
 
 export { projectRoot };

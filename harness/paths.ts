@@ -1,12 +1,12 @@
 /**
  * Where the project and its recorded Mercurial exchanges (test/fixtures, made by
- * `npm run fixtures:record`) live. Used by Node-side configs and tests only.
+ * `npm run fixtures:record`) live. Used by Node-side configs, tests and scripts.
  */
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const fixturesDir = resolve(projectRoot, "test", "fixtures");
 
 export function assertFixturesPresent(): void {

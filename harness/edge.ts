@@ -1,6 +1,7 @@
 /**
  * Runs the Worker the way a person does, `npm start -- --port P --var ORIGIN_URL:...` (wrangler
- * dev with a local R2), on a free loopback port, for end-to-end tests with real clients.
+ * dev with a local R2), on a free loopback port, for end-to-end tests and benchmarks with real
+ * clients.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
