@@ -66,10 +66,10 @@ module.exports = {
     ),
     {
       name: "io-is-plumbing",
-      comment: "src/io is byte-stream plumbing and response helpers for every layer above it: it imports nothing but itself (Workers globals need no import).",
+      comment: "src/io is byte-stream plumbing and response helpers for every layer above it: it imports only itself and the pure protocol layer below it (Workers globals need no import).",
       severity: "error",
       from: { path: "^src/io/" },
-      to: { pathNot: "^src/io/" },
+      to: { pathNot: ["^src/io/", "^src/protocol/"] },
     },
     {
       name: "protocol-is-pure",
@@ -132,6 +132,8 @@ module.exports = {
     // extension-less ones the way TypeScript's bundler resolution does.
     enhancedResolveOptions: {
       extensions: [".ts", ".mjs", ".js", ".json"],
+      // Packages such as hono publish their entry points (hono/factory) only in "exports".
+      exportsFields: ["exports"],
       conditionNames: ["import", "workerd", "worker", "node", "default"],
       mainFields: ["module", "main", "types"],
     },
