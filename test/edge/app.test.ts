@@ -258,6 +258,31 @@ describe("observability", () => {
       log.mockRestore();
     }
   });
+
+  it("times the origin for a v2 request too large to parse, which goes on as a new Request", async () => {
+    // Not framed (so not refused), larger than REQUEST_MAX_BYTES: forwarded as a stream in a new
+    // Request object. The origin time once lived in a WeakMap keyed by the client's Request and
+    // was lost here; it now travels on the request's context.
+    const origin = scriptedOrigin(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return new Response("the origin's own answer", { headers: { "content-type": "text/plain" } });
+    });
+    const log = vi.spyOn(console, "log").mockImplementation(() => undefined);
+    try {
+      const request = new Request(`${EDGE}/repo/api/exp-http-v2-0003/ro/heads`, { method: "POST", body: new Uint8Array(4096).fill(0x61) });
+      const response = await app(origin.originFetch, { REQUEST_MAX_BYTES: "1024" })(request);
+      expect(await response.text()).toBe("the origin's own answer");
+      expect(origin.seen[0]?.body.byteLength).toBe(4096);
+      const timing = /^edge;dur=\d+, origin;dur=(\d+)$/.exec(response.headers.get("server-timing") ?? "");
+      expect(timing, "Server-Timing carries the origin's time").not.toBeNull();
+      expect(Number(timing?.[1])).toBeGreaterThanOrEqual(15);
+      const line = log.mock.calls.map(([l]) => JSON.parse(String(l)) as Record<string, unknown>).find((l) => l.event === "request");
+      expect(line).toMatchObject({ kind: "v2-command", command: "heads", cache: "BYPASS" });
+      expect(line?.originMs).toEqual(expect.any(Number));
+    } finally {
+      log.mockRestore();
+    }
+  });
 });
 
 describe("v2 commands", () => {
