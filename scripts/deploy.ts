@@ -23,7 +23,7 @@ export function missingOriginUrl(wranglerToml: string, args: string[]): string |
   if (args.some((arg) => /^--var=ORIGIN_URL[:=]\S/.test(arg))) return undefined;
   return (
     "ORIGIN_URL is not set for this deploy: the Worker would answer every request with " +
-    '"hgedge is misconfigured: ORIGIN_URL: is not set". Add ORIGIN_URL = "https://hg.example.org/" ' +
+    '"hgedge: misconfigured: ORIGIN_URL: is not set". Add ORIGIN_URL = "https://hg.example.org/" ' +
     "to wrangler.toml [vars], pass --var ORIGIN_URL:https://hg.example.org/, or set it in the " +
     "dashboard and add keep_vars = true to wrangler.toml."
   );

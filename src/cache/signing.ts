@@ -8,32 +8,27 @@ import { fromHex, toHex } from "../protocol/hex.ts";
 export const EXPIRES_PARAM = "expires";
 export const SIGNATURE_PARAM = "sig";
 
-const keys = new Map<string, Promise<CryptoKey>>();
-
+/** The HMAC key of a secret: imported per use (cheap), so no key is kept anywhere between requests. */
 function hmacKey(secret: string): Promise<CryptoKey> {
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
-    keys.set(secret, key);
-  }
-  return key;
+  return crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
 }
 
 function signedData(objectName: string, expires: number): Uint8Array {
   return new TextEncoder().encode(`${objectName}\n${expires}`);
 }
 
-export async function signature(secret: string, objectName: string, expires: number): Promise<string> {
-  return toHex(await crypto.subtle.sign("HMAC", await hmacKey(secret), signedData(objectName, expires)));
+export async function signature(secret: string, objectName: string, expires: number, key?: CryptoKey): Promise<string> {
+  return toHex(await crypto.subtle.sign("HMAC", key ?? (await hmacKey(secret)), signedData(objectName, expires)));
 }
 
 /** Wraps a URL builder so that every URL carries `expires` and `sig`, valid for `ttlSeconds`. */
 export async function signedUrls(unsigned: (name: string) => string, secret: string, ttlSeconds: number, now = Date.now()): Promise<(name: string) => Promise<string>> {
   const expires = Math.floor(now / 1000) + ttlSeconds;
+  const key = await hmacKey(secret);
   return async (name) => {
     const url = new URL(unsigned(name));
     url.searchParams.set(EXPIRES_PARAM, String(expires));
-    url.searchParams.set(SIGNATURE_PARAM, await signature(secret, name, expires));
+    url.searchParams.set(SIGNATURE_PARAM, await signature(secret, name, expires, key));
     return url.href;
   };
 }

@@ -124,10 +124,7 @@ function onCanonicalPath(request: Request, url: URL, target: CanonicalTarget): R
 export const mapErrors: ErrorHandler<HgEdge> = (error) => {
   if (error instanceof ConfigError) {
     logEvent("error", "config", { binding: error.binding, message: error.message });
-    return new Response(`hgedge is misconfigured: ${error.message}\n`, {
-      status: 500,
-      headers: { "content-type": "text/plain; charset=utf-8" },
-    });
+    return plainError(500, `misconfigured: ${error.message}`);
   }
   throw error;
 };
