@@ -4,14 +4,16 @@
  * same command, for one file revision of each size from 1 KB to 100 MB. Measured in one run on
  * one machine, each size's batches one after the other so they never share the CPU.
  *
- *   npx tsx scripts/bench/hitcost.ts [--max-mb N] [--scale X] [--via-proxy] [--devtools-network]
+ *   npx tsx scripts/bench/hitcost.ts [--max-mb N] [--scale X] [--via-proxy] [--devtools-network] [--r2-process]
  *
  * --max-mb: largest object (default 100; `--max-mb 10` for a quicker run);
  * --scale: multiplies the number of timed requests per size (default 1);
  * --via-proxy: send hgedge's requests to `npm start`'s port, through wrangler's proxy worker,
  * instead of straight to the workerd running hgedge (the default: production has no such proxy);
  * --devtools-network: leave on the Network events wrangler dev asks the runtime for (one per few
- * KiB of every origin body: development-only CPU that production does not spend).
+ * KiB of every origin body: development-only CPU that production does not spend);
+ * --r2-process: the R2 bucket in a workerd process of its own (scripts/bench/r2process.ts), so
+ * that hgedge's workerd CPU no longer includes the simulator's; the R2 process's is shown beside.
  *
  * The edge runs under `npm start` (wrangler dev, local R2) with ACCESS=public, so a hit does not
  * ask the origin whether the client may read (ACCESS=origin adds that request, remembered for
@@ -32,6 +34,7 @@ import { ResponseReader, collectResponses } from "../../src/protocol/responses.t
 import { cpuSeconds, edgeProcesses, exchange, flag, hgServePid, machine, median, option, runtimeUrl, writeChart, writeResult, type EdgeProcesses } from "./support.ts";
 import { stopDevtoolsNetworkEvents } from "./inspector.ts";
 import { lineChart } from "./svg.ts";
+import { configWithR2At, startR2Process } from "./r2process.ts";
 
 const API = "/api/exp-http-v2-0003/ro/filedata";
 const SIZES: { label: string; bytes: number; requests: number }[] = [
@@ -55,9 +58,12 @@ interface Batch {
   /** Median of hgedge's own `Server-Timing: edge;dur=` (to its response headers; workerd's clock only moves on I/O). */
   medianEdgeMs?: number;
   /** CPU seconds per request of each process over the batch. */
-  cpuPerRequest: { origin: number; runtime: number; proxy: number; wrangler: number };
+  cpuPerRequest: { origin: number; runtime: number; proxy: number; wrangler: number; r2: number };
   bytesPerResponse: number;
 }
+
+/** The processes whose CPU is read: the origin, the edge's, and the R2 process's with --r2-process. */
+type Pids = EdgeProcesses & { origin: number; r2?: number };
 
 interface SizeResult {
   label: string;
@@ -132,9 +138,10 @@ async function main(): Promise<void> {
     const repo = path.join(work, "origin");
     const nodes = await buildRepo(hg, repo, sizes);
     const origin = await serveRepo({ hgPath: hg, repoDir: repo, v2: true });
-    const edge = await startEdge(origin.url, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `hitcost-${Date.now()}` });
+    const r2 = flag("r2-process") ? await startR2Process(path.join(work, "r2")) : undefined;
+    const edge = await startEdge(origin.url, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `hitcost-${Date.now()}` }, r2 ? ["--config", await configWithR2At(r2.address)] : []);
     try {
-      const pids = { origin: hgServePid(origin.port), ...edgeProcesses(edge.processGroup, edge.url) };
+      const pids: Pids = { origin: hgServePid(origin.port), ...edgeProcesses(edge.processGroup, edge.url), ...(r2 ? { r2: r2.pid } : {}) };
       const edgeUrl = flag("via-proxy") ? edge.url : await runtimeUrl(pids.runtime);
       if (!flag("devtools-network")) await stopDevtoolsNetworkEvents(edge.inspectorPort);
       const floor = await timeBatch("floor", Math.round(200 * scale), pids, () =>
@@ -152,9 +159,10 @@ async function main(): Promise<void> {
           `${size.label}: origin ${r.batches.origin.medianMs.toFixed(2)} ms, redirect ${r.batches.redirect.medianMs.toFixed(2)} ms, inline ${r.batches.inline.medianMs.toFixed(2)} ms`,
         );
       }
-      await report(results, floor);
+      await report(results, floor, r2 !== undefined);
     } finally {
       await edge.stop();
+      await r2?.stop();
       await origin.stop();
     }
   } finally {
@@ -168,7 +176,7 @@ async function measureSize(
   node: string,
   originUrl: string,
   edgeUrl: string,
-  pids: EdgeProcesses & { origin: number },
+  pids: Pids,
 ): Promise<SizeResult> {
   const plain = requestBody(file, node, false);
   const redirecting = requestBody(file, node, true);
@@ -211,7 +219,7 @@ async function measureSize(
 }
 
 /** `requests` sequential requests; CPU of every process read before and after the batch. */
-async function timeBatch(mode: Mode | FloorMode, requests: number, pids: EdgeProcesses & { origin: number }, send: () => ReturnType<typeof exchange>): Promise<Batch> {
+async function timeBatch(mode: Mode | FloorMode, requests: number, pids: Pids, send: () => ReturnType<typeof exchange>): Promise<Batch> {
   const before = cpuOf(pids);
   const times: number[] = [];
   const edgeTimes: number[] = [];
@@ -231,16 +239,16 @@ async function timeBatch(mode: Mode | FloorMode, requests: number, pids: EdgePro
     requests,
     medianMs: median(times),
     ...(edgeTimes.length ? { medianEdgeMs: median(edgeTimes) } : {}),
-    cpuPerRequest: { origin: per("origin"), runtime: per("runtime"), proxy: per("proxy"), wrangler: per("wrangler") },
+    cpuPerRequest: { origin: per("origin"), runtime: per("runtime"), proxy: per("proxy"), wrangler: per("wrangler"), r2: per("r2") },
     bytesPerResponse: received / requests,
   };
 }
 
-function cpuOf(pids: EdgeProcesses & { origin: number }): Record<keyof typeof pids, number> {
-  return { origin: cpuSeconds(pids.origin), runtime: cpuSeconds(pids.runtime), proxy: cpuSeconds(pids.proxy), wrangler: cpuSeconds(pids.wrangler) };
+function cpuOf(pids: Pids): Record<keyof Pids, number> {
+  return { origin: cpuSeconds(pids.origin), runtime: cpuSeconds(pids.runtime), proxy: cpuSeconds(pids.proxy), wrangler: cpuSeconds(pids.wrangler), r2: pids.r2 === undefined ? 0 : cpuSeconds(pids.r2) };
 }
 
-async function report(results: SizeResult[], floor: Batch): Promise<void> {
+async function report(results: SizeResult[], floor: Batch, r2Process: boolean): Promise<void> {
   const ms = (s: number) => (s * 1000).toFixed(2);
   const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(3) : "n/a");
   const rows = results.map((r) => {
@@ -250,14 +258,14 @@ async function report(results: SizeResult[], floor: Batch): Promise<void> {
       const b = r.batches[mode];
       const edgeCpu = b.cpuPerRequest.runtime + b.cpuPerRequest.proxy;
       lines.push(
-        `| ${r.label} | ${mode} | ${o.medianMs.toFixed(2)} | ${b.medianMs.toFixed(2)} | **${ratio(b.medianMs, o.medianMs)}** | ${ms(o.cpuPerRequest.origin)} | ${ms(b.cpuPerRequest.runtime)} | **${ratio(b.cpuPerRequest.runtime, o.cpuPerRequest.origin)}** | ${ratio(edgeCpu, o.cpuPerRequest.origin)} | ${ms(b.cpuPerRequest.origin)} |`,
+        `| ${r.label} | ${mode} | ${o.medianMs.toFixed(2)} | ${b.medianMs.toFixed(2)} | **${ratio(b.medianMs, o.medianMs)}** | ${ms(o.cpuPerRequest.origin)} | ${ms(b.cpuPerRequest.runtime)} | **${ratio(b.cpuPerRequest.runtime, o.cpuPerRequest.origin)}** | ${ratio(edgeCpu, o.cpuPerRequest.origin)} | ${ms(b.cpuPerRequest.origin)} | ${r2Process ? ms(b.cpuPerRequest.r2) : "–"} |`,
       );
     }
     return lines.join("\n");
   });
   const table = [
-    "| object | hgedge answers | origin latency (ms) | hgedge latency (ms) | latency ratio | origin CPU/request (ms) | hgedge workerd CPU/request (ms) | CPU ratio | CPU ratio incl. wrangler's proxy workerd | origin CPU during hgedge's batch (ms/request) |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| object | hgedge answers | origin latency (ms) | hgedge latency (ms) | latency ratio | origin CPU/request (ms) | hgedge workerd CPU/request (ms) | CPU ratio | CPU ratio incl. wrangler's proxy workerd | origin CPU during hgedge's batch (ms/request) | R2 process CPU/request (ms) |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows,
   ].join("\n");
   const content = [
@@ -273,6 +281,12 @@ async function report(results: SizeResult[], floor: Batch): Promise<void> {
   console.log("\nFor information, fetching the redirect's URL from the local content route (production: R2 or its custom domain):");
   console.log(content);
 
+  if (r2Process) {
+    // Its own record beside the in-process layout's; the chart stays that layout's.
+    const file = await writeResult("hitcost-r2-process", { date: new Date().toISOString(), machine: machine(), settings: { ACCESS: "public", MIN_REDIRECT_BYTES: 0, viaProxy: flag("via-proxy"), r2Process }, floor, results });
+    console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
+    return;
+  }
   const sizeTick = (x: number) => (x >= 1e6 ? `${x / 1e6} MB` : `${x / 1e3} KB`);
   const series = (name: string, mode: "redirect" | "inline", value: (b: Batch, o: Batch) => number) => ({
     name,

@@ -84,16 +84,22 @@ export async function connectInspector(inspectorPort: number): Promise<Inspector
  */
 export async function connectRuntimeIsolate(runtimePid: number, id: string): Promise<Inspector> {
   for (const address of loopbackAddresses(runtimePid)) {
-    try {
-      const answer = await fetch(`http://${address}/json/list`, { signal: AbortSignal.timeout(3000) });
-      if (answer.status !== 200) continue;
-      const target = ((await answer.json()) as { id: string; webSocketDebuggerUrl: string }[]).find((t) => t.id === id);
-      if (target) return connect(target.webSocketDebuggerUrl);
-    } catch {
-      // not the inspector (or not HTTP)
-    }
+    const inspector = await connectIsolateAt(address, id);
+    if (inspector) return inspector;
   }
   throw new Error(`the runtime (pid ${runtimePid}) has no inspector target ${id}`);
+}
+
+/** Isolate `id` of the inspector at `address` (host:port), if that is an inspector listing it. */
+export async function connectIsolateAt(address: string, id: string): Promise<Inspector | undefined> {
+  try {
+    const answer = await fetch(`http://${address}/json/list`, { signal: AbortSignal.timeout(3000) });
+    if (answer.status !== 200) return undefined;
+    const target = ((await answer.json()) as { id: string; webSocketDebuggerUrl: string }[]).find((t) => t.id === id);
+    return target ? await connect(target.webSocketDebuggerUrl) : undefined;
+  } catch {
+    return undefined; // not the inspector (or not HTTP)
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
  * streams), and, for information, as an inline hit read back from R2 — once with a client
  * reading as fast as it can and once with a slow client, to show backpressure.
  *
- *   npx tsx scripts/bench/memory.ts [--gib N] [--slow-gib N] [--slow-mib-per-s N] [--no-slow] [--via-proxy] [--devtools-network]
+ *   npx tsx scripts/bench/memory.ts [--gib N] [--slow-gib N] [--slow-mib-per-s N] [--no-slow] [--via-proxy] [--devtools-network] [--r2-process]
  *
  * --gib: size of each fast response (default 1); --slow-gib, --slow-mib-per-s: the slow reader's
  * responses (default 0.125 GiB read at 4 MiB/s, half a minute each); --no-slow: fast runs only.
@@ -24,6 +24,11 @@
  * run and after it (to tell garbage from what is kept), and turns off the Network events wrangler
  * asks the runtime for (an event per few KiB of every origin body, a development-only cost;
  * `--devtools-network` leaves them on).
+ *
+ * --r2-process: the R2 bucket lives in a workerd process of its own (scripts/bench/r2process.ts),
+ * reached by hgedge's process over a loopback socket, so that hgedge's workerd RSS no longer
+ * holds the simulator's part copies and blob writes: what remains is hgedge's isolate and the
+ * runtime around it. The R2 process's RSS is reported beside it.
  */
 import { createCipheriv } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -37,8 +42,11 @@ import { bytes, cborMap, encode } from "../../src/protocol/cbor.ts";
 import { encodeRequestBody } from "../../src/protocol/requests.ts";
 import { ResponseEmitter } from "../../src/protocol/responses.ts";
 import { edgeProcesses, exchange, flag, machine, median, option, rssKiB, runtimeUrl, sleep, writeChart, writeResult, type EdgeProcesses } from "./support.ts";
-import { connectInspector, connectRuntimeIsolate, type Inspector } from "./inspector.ts";
+import { connectInspector, connectIsolateAt, connectRuntimeIsolate, type Inspector } from "./inspector.ts";
 import { lineChart } from "./svg.ts";
+import { configWithR2At, startR2Process, type R2Process } from "./r2process.ts";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
 
 const MiB = 1024 * 1024;
 const TARGET_MIB = 32;
@@ -139,7 +147,15 @@ interface Sample {
   t: number;
   received: number;
   originSent: number;
-  rssKiB: { runtime: number; proxy: number; wrangler: number };
+  rssKiB: ProcessKiB;
+}
+
+/** Per process, KiB; `r2` only with --r2-process (0 otherwise). */
+interface ProcessKiB {
+  runtime: number;
+  proxy: number;
+  wrangler: number;
+  r2: number;
 }
 
 interface Run {
@@ -147,10 +163,10 @@ interface Run {
   reader: "fast" | "slow";
   bytes: number;
   seconds: number;
-  idleKiB: { runtime: number; proxy: number; wrangler: number };
-  peakKiB: { runtime: number; proxy: number; wrangler: number };
+  idleKiB: ProcessKiB;
+  peakKiB: ProcessKiB;
   /** Disk bytes each process caused to be written during the run (/proc/<pid>/io write_bytes). */
-  diskWrittenBytes: { runtime: number; proxy: number; wrangler: number };
+  diskWrittenBytes: ProcessKiB;
   /** Most bytes the origin had sent beyond what the client had received. */
   maxInFlightBytes: number;
   /** RSS of hgedge's workerd, mean of the last quarter minus mean of the second quarter of the run (MiB). */
@@ -167,7 +183,8 @@ interface Run {
   samples: Sample[];
 }
 
-type Pids = EdgeProcesses;
+/** The edge's processes, and the R2 process's workerd when the bucket has its own (--r2-process). */
+type Pids = EdgeProcesses & { r2?: number };
 
 /** Inspector sessions on hgedge's isolate and on the simulated R2's. */
 interface Isolates {
@@ -178,32 +195,40 @@ interface Isolates {
 /** A process of the edge ended mid-run (wrangler restarts its runtime when that crashes). */
 class EdgeProcessGone extends Error {}
 
-function rssOf(pids: Pids): Sample["rssKiB"] {
+function rssOf(pids: Pids): ProcessKiB {
   const read = (name: keyof Pids) => {
+    const pid = pids[name];
+    if (pid === undefined) return 0;
     try {
-      return rssKiB(pids[name]);
+      return rssKiB(pid);
     } catch {
-      throw new EdgeProcessGone(`the edge's ${name} process (pid ${pids[name]}) ended during the run`);
+      throw new EdgeProcessGone(`the edge's ${name} process (pid ${pid}) ended during the run`);
     }
   };
-  return { runtime: read("runtime"), proxy: read("proxy"), wrangler: read("wrangler") };
+  return { runtime: read("runtime"), proxy: read("proxy"), wrangler: read("wrangler"), r2: read("r2") };
 }
 
-function diskWritten(pid: number): number {
+function diskWritten(pid: number | undefined): number {
+  if (pid === undefined) return 0;
   return Number(/write_bytes:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, "utf8"))?.[1] ?? 0);
 }
 
+function diskWrittenByAll(pids: Pids): ProcessKiB {
+  return { runtime: diskWritten(pids.runtime), proxy: diskWritten(pids.proxy), wrangler: diskWritten(pids.wrangler), r2: diskWritten(pids.r2) };
+}
+
 /** Median RSS of each process over a second of quiet, after a full collection of hgedge's isolate. */
-async function idleRss(pids: Pids, isolates: Isolates): Promise<Sample["rssKiB"]> {
+async function idleRss(pids: Pids, isolates: Isolates): Promise<ProcessKiB> {
   await isolates.hgedge.collectGarbage();
   await isolates.r2.collectGarbage();
   await sleep(1500);
-  const samples: Sample["rssKiB"][] = [];
+  const samples: ProcessKiB[] = [];
   for (let i = 0; i < 10; i++) {
     samples.push(rssOf(pids));
     await sleep(100);
   }
-  return { runtime: median(samples.map((s) => s.runtime)), proxy: median(samples.map((s) => s.proxy)), wrangler: median(samples.map((s) => s.wrangler)) };
+  const mid = (name: keyof ProcessKiB) => median(samples.map((s) => s[name]));
+  return { runtime: mid("runtime"), proxy: mid("proxy"), wrangler: mid("wrangler"), r2: mid("r2") };
 }
 
 let nodeCounter = 0;
@@ -252,7 +277,7 @@ async function streamOnce(
   const init = spec.path === "pass-through" ? {} : { method: "POST", headers: FRAMED, body: request.body };
   const samples: Sample[] = [];
   const sentBefore = origin.sent();
-  const writtenBefore = { runtime: diskWritten(pids.runtime), proxy: diskWritten(pids.proxy), wrangler: diskWritten(pids.wrangler) };
+  const writtenBefore = diskWrittenByAll(pids);
   let received = 0;
   const started = performance.now();
   const sample = () => samples.push({ t: (performance.now() - started) / 1000, received, originSent: origin.sent() - sentBefore, rssKiB: rssOf(pids) });
@@ -280,12 +305,10 @@ async function streamOnce(
   sample();
   const after = await afterCollection(pids, isolates);
   if (answer.status !== 200) throw new Error(`${spec.path}: HTTP ${answer.status}`);
-  const written = { runtime: diskWritten(pids.runtime) - writtenBefore.runtime, proxy: diskWritten(pids.proxy) - writtenBefore.proxy, wrangler: diskWritten(pids.wrangler) - writtenBefore.wrangler };
-  const peak = {
-    runtime: Math.max(...samples.map((s) => s.rssKiB.runtime)),
-    proxy: Math.max(...samples.map((s) => s.rssKiB.proxy)),
-    wrangler: Math.max(...samples.map((s) => s.rssKiB.wrangler)),
-  };
+  const writtenAfter = diskWrittenByAll(pids);
+  const written = { runtime: writtenAfter.runtime - writtenBefore.runtime, proxy: writtenAfter.proxy - writtenBefore.proxy, wrangler: writtenAfter.wrangler - writtenBefore.wrangler, r2: writtenAfter.r2 - writtenBefore.r2 };
+  const highest = (name: keyof ProcessKiB) => Math.max(...samples.map((s) => s.rssKiB[name]));
+  const peak = { runtime: highest("runtime"), proxy: highest("proxy"), wrangler: highest("wrangler"), r2: highest("r2") };
   const quarter = (q: number) => {
     const part = samples.slice(Math.floor((samples.length * q) / 4), Math.floor((samples.length * (q + 1)) / 4));
     return part.reduce((n, s) => n + s.rssKiB.runtime, 0) / Math.max(1, part.length) / 1024;
@@ -338,13 +361,19 @@ async function main(): Promise<void> {
   const slowBytesPerSecond = option("slow-mib-per-s", 4) * MiB;
   const origin = await startScriptedOrigin();
   const adminToken = "bench-memory-admin-token-0123456789abcdef";
-  const edge = await startEdge(origin.url, { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `memory-${Date.now()}`, ADMIN_TOKEN: adminToken });
+  const r2State = await mkdtemp(path.join(os.tmpdir(), "hgedge-memory-r2-"));
+  const r2 = flag("r2-process") ? await startR2Process(r2State) : undefined;
+  const edge = await startEdge(
+    origin.url,
+    { ACCESS: "public", MIN_REDIRECT_BYTES: "0", CACHE_VERSION: `memory-${Date.now()}`, ADMIN_TOKEN: adminToken },
+    r2 ? ["--config", await configWithR2At(r2.address)] : [],
+  );
   const runs: Run[] = [];
   let isolates: Isolates | undefined;
   try {
-    const pids = edgeProcesses(edge.processGroup, edge.url);
+    const pids: Pids = { ...edgeProcesses(edge.processGroup, edge.url), ...(r2 ? { r2: r2.pid } : {}) };
     const base = flag("via-proxy") ? edge.url : await runtimeUrl(pids.runtime);
-    isolates = { hgedge: await connectInspector(edge.inspectorPort), r2: await connectRuntimeIsolate(pids.runtime, "r2:bucket") };
+    isolates = { hgedge: await connectInspector(edge.inspectorPort), r2: await simulatedR2(pids.runtime, r2) };
     if (!flag("devtools-network")) await isolates.hgedge.stopNetworkEvents();
     // Warm-ups: load every code path once with small answers before idle is measured.
     await exchange(`${base}${REPO}/raw-file/tip/big.bin?size=${MiB}`);
@@ -383,9 +412,19 @@ async function main(): Promise<void> {
     isolates?.hgedge.close();
     isolates?.r2.close();
     await edge.stop();
+    await r2?.stop();
+    await rm(r2State, { recursive: true, force: true });
     await origin.stop();
   }
-  await report(runs, size, slowBytesPerSecond);
+  await report(runs, size, slowBytesPerSecond, r2 !== undefined);
+}
+
+/** The simulated bucket's isolate: in hgedge's runtime, or in the R2 process of --r2-process. */
+async function simulatedR2(runtimePid: number, r2: R2Process | undefined): Promise<Inspector> {
+  if (!r2) return connectRuntimeIsolate(runtimePid, "r2:bucket");
+  const inspector = await connectIsolateAt(r2.inspectorAddress, "r2:bucket");
+  if (!inspector) throw new Error(`the R2 process's inspector (${r2.inspectorAddress}) lists no r2:bucket isolate`);
+  return inspector;
 }
 
 function withoutNode(run: Run & { node: Uint8Array }): Run {
@@ -393,18 +432,25 @@ function withoutNode(run: Run & { node: Uint8Array }): Run {
   return rest;
 }
 
-async function report(runs: Run[], size: number, slowBytesPerSecond: number): Promise<void> {
+async function report(runs: Run[], size: number, slowBytesPerSecond: number, r2Process: boolean): Promise<void> {
   const mib = (kib: number) => (kib / 1024).toFixed(1);
   const label = (r: Run) => `${r.path === "hit" ? "inline hit from R2" : r.path}, ${r.reader === "slow" ? `slow reader (${slowBytesPerSecond / MiB} MiB/s)` : "fast reader"}`;
   const table = [
-    "| path, reader | bytes | seconds | hgedge workerd: idle → peak (MiB) | peak − idle (MiB) | growth, 2nd → 4th quarter (MiB) | end → after a full GC of the isolate (MiB) | isolate heap: idle → end → after GC (MiB) | simulated R2's heap: end → after GC (MiB) | wrangler's proxy workerd: peak − idle (MiB) | wrangler Node: peak − idle (MiB) | max in flight, origin sent − client read (MiB) | disk written by hgedge's workerd (MiB) | target ≤ 32 MiB |",
-    "|---|---:|---:|---|---:|---:|---|---|---|---:|---:|---:|---:|---|",
+    "| path, reader | bytes | seconds | hgedge workerd: idle → peak (MiB) | peak − idle (MiB) | growth, 2nd → 4th quarter (MiB) | end → after a full GC of the isolate (MiB) | isolate heap: idle → end → after GC (MiB) | simulated R2's heap: end → after GC (MiB) | wrangler's proxy workerd: peak − idle (MiB) | wrangler Node: peak − idle (MiB) | max in flight, origin sent − client read (MiB) | disk written by hgedge's workerd (MiB) | R2 process: peak − idle (MiB) | disk written by the R2 process (MiB) | target ≤ 32 MiB |",
+    "|---|---:|---:|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ...runs.map((r) => {
       const extra = (r.peakKiB.runtime - r.idleKiB.runtime) / 1024;
-      return `| ${label(r)} | ${(r.bytes / MiB).toFixed(0)} MiB | ${r.seconds.toFixed(1)} | ${mib(r.idleKiB.runtime)} → ${mib(r.peakKiB.runtime)} | **${extra.toFixed(1)}** | ${r.lateGrowthMiB.toFixed(1)} | ${mib(r.afterKiB.beforeGc)} → ${mib(r.afterKiB.afterGc)} | ${(r.heapUsedIdle / MiB).toFixed(1)} → ${(r.heapUsedEnd / MiB).toFixed(1)} → ${(r.heapUsedAfterGc / MiB).toFixed(1)} | ${(r.r2HeapUsed.end / MiB).toFixed(1)} → ${(r.r2HeapUsed.afterGc / MiB).toFixed(1)} | ${mib(r.peakKiB.proxy - r.idleKiB.proxy)} | ${mib(r.peakKiB.wrangler - r.idleKiB.wrangler)} | ${(r.maxInFlightBytes / MiB).toFixed(1)} | ${(r.diskWrittenBytes.runtime / MiB).toFixed(0)} | ${extra <= TARGET_MIB ? "met" : "**missed**"} |`;
+      return `| ${label(r)} | ${(r.bytes / MiB).toFixed(0)} MiB | ${r.seconds.toFixed(1)} | ${mib(r.idleKiB.runtime)} → ${mib(r.peakKiB.runtime)} | **${extra.toFixed(1)}** | ${r.lateGrowthMiB.toFixed(1)} | ${mib(r.afterKiB.beforeGc)} → ${mib(r.afterKiB.afterGc)} | ${(r.heapUsedIdle / MiB).toFixed(1)} → ${(r.heapUsedEnd / MiB).toFixed(1)} → ${(r.heapUsedAfterGc / MiB).toFixed(1)} | ${(r.r2HeapUsed.end / MiB).toFixed(1)} → ${(r.r2HeapUsed.afterGc / MiB).toFixed(1)} | ${mib(r.peakKiB.proxy - r.idleKiB.proxy)} | ${mib(r.peakKiB.wrangler - r.idleKiB.wrangler)} | ${(r.maxInFlightBytes / MiB).toFixed(1)} | ${(r.diskWrittenBytes.runtime / MiB).toFixed(0)} | ${r2Process ? mib(r.peakKiB.r2 - r.idleKiB.r2) : "–"} | ${r2Process ? (r.diskWrittenBytes.r2 / MiB).toFixed(0) : "–"} | ${extra <= TARGET_MIB ? "met" : "**missed**"} |`;
     }),
   ].join("\n");
   console.log(table);
+  const worst = Math.max(...runs.filter((r) => r.path !== "hit").map((r) => (r.peakKiB.runtime - r.idleKiB.runtime) / 1024));
+  if (r2Process) {
+    // Its own record, beside the in-process layout's; the chart stays that layout's.
+    const file = await writeResult("memory-r2-process", { date: new Date().toISOString(), machine: machine(), size, slowBytesPerSecond, r2Process, worstExtraMiB: worst, meets: worst <= TARGET_MIB, runs });
+    console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
+    return;
+  }
   const svg = lineChart({
     title: "hgedge's workerd resident memory while streaming",
     subtitle: `${(size / MiB / 1024).toFixed(2)} GiB per fast response; RSS above idle, sampled every 100 ms; wrangler dev, local R2`,
@@ -415,7 +461,6 @@ async function report(runs: Run[], size: number, slowBytesPerSecond: number): Pr
     yInclude: [0, TARGET_MIB * 1.2],
   });
   const chart = await writeChart("memory", svg);
-  const worst = Math.max(...runs.filter((r) => r.path !== "hit").map((r) => (r.peakKiB.runtime - r.idleKiB.runtime) / 1024));
   const file = await writeResult("memory", { date: new Date().toISOString(), machine: machine(), size, slowBytesPerSecond, worstExtraMiB: worst, meets: worst <= TARGET_MIB, runs });
   console.log(`\nchart: ${path.relative(process.cwd(), chart)}; results: ${path.relative(process.cwd(), file)}`);
 }
