@@ -24,6 +24,7 @@ import { parseConfig, servingCache, type Config, type Env } from "../config.ts";
 import { expireRetiredBundles, readBundleRecord } from "./bundles.ts";
 import { generateBundles, refreshBundles, type GenerationOutcome, type GenerationProgress, type RefreshResult } from "./bundlegen.ts";
 import type { OriginFetch } from "../origin/client.ts";
+import { runtimeFetch } from "../io/fetch.ts";
 import { logEvent as log } from "../log.ts";
 
 export type Trigger = "push" | "cron" | "admin";
@@ -56,7 +57,7 @@ const EXPIRY_RETRY_MS = 60_000;
 
 export class Bundler extends DurableObject<Env> {
   /** How generations reach the origin; tests substitute a scripted origin (useOrigin). */
-  private originFetch: OriginFetch = (url, init) => fetch(url, init);
+  private originFetch: OriginFetch = runtimeFetch;
   /** This object's configuration, parsed once from its bindings. */
   private parsed: Config | undefined;
   private running: { trigger: Trigger; startedAt: string; progress?: GenerationProgress; done: Promise<unknown> } | undefined;

@@ -14,9 +14,10 @@
  * probes for itself, and learns only when a request asks for the target); a target is presumed
  * healthy until a probe says otherwise.
  */
+import type { FetchFunction } from "../io/fetch.ts";
 import { logEvent as log } from "../log.ts";
 
-export type ProbeFetch = (url: string, init: RequestInit) => Promise<Response>;
+export type ProbeFetch = FetchFunction;
 
 /** A probe that has not answered in this long counts as a failure. */
 export const PROBE_TIMEOUT_MS = 5_000;

@@ -5,6 +5,7 @@
 import type { DurableObjectBinding } from "../config/env.ts";
 import { parseConfig, type Config, type Env } from "../config.ts";
 import type { OriginFetch } from "../origin/client.ts";
+import { runtimeFetch } from "../io/fetch.ts";
 import { RetryMemory } from "../origin/retrymemory.ts";
 import { AccessMemo } from "./access.ts";
 import { FillSlots } from "./fills.ts";
@@ -43,9 +44,9 @@ export class CacheIsolate {
   private readonly configs = new WeakMap<Env, Config>();
 
   constructor(options: IsolateOptions = {}) {
-    this.originFetch = options.originFetch ?? ((url, init) => fetch(url, init));
+    this.originFetch = options.originFetch ?? runtimeFetch;
     this.clock = options.clock ?? (() => Date.now());
-    this.targetHealth = new TargetHealth(options.probeFetch ?? ((url, init) => fetch(url, init)), this.clock);
+    this.targetHealth = new TargetHealth(options.probeFetch ?? runtimeFetch, this.clock);
     this.fills = new FillSlots(this.clock);
   }
 

@@ -2,9 +2,10 @@
 import { parseConfig, type Env } from "../config.ts";
 import { refreshConfiguredBundles } from "../cache/bundleservice.ts";
 import type { OriginFetch } from "../origin/client.ts";
+import { runtimeFetch } from "../io/fetch.ts";
 
 export function createScheduledHandler(options: { originFetch?: OriginFetch } = {}) {
-  const originFetch: OriginFetch = options.originFetch ?? ((url, init) => fetch(url, init));
+  const originFetch = options.originFetch ?? runtimeFetch;
   return async (_controller: ScheduledController, env: Env): Promise<void> => {
     await refreshConfiguredBundles(parseConfig(env), originFetch);
   };

@@ -6,6 +6,7 @@
  * nothing is retried here (a push must never run twice).
  */
 import type { Config } from "../config.ts";
+import type { FetchFunction } from "../io/fetch.ts";
 import { withIdleTimeout } from "../io/reader.ts";
 import { plainError } from "../io/responses.ts";
 import { CACHEABLE_COMMANDS } from "../protocol/commands.ts";
@@ -15,8 +16,8 @@ import { forwardHeaders, responseHeaders } from "./headers.ts";
 import type { RetryMemory } from "./retrymemory.ts";
 import { originUrlFor } from "./urls.ts";
 
-/** How the edge reaches the origin; tests substitute a scripted origin. */
-export type OriginFetch = (url: string, init: RequestInit) => Promise<Response>;
+/** How hgedge reaches the origin; tests substitute a scripted origin. */
+export type OriginFetch = FetchFunction;
 
 /** How long the origin has to send its response headers, and the binding that says so. */
 export interface HeaderTimeout {
