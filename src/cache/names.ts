@@ -4,12 +4,12 @@
  *
  * Names are built by keys.ts (`<repository path>/<command>/<key>`) and bundles.ts
  * (`.bundles/<repository path>/<bundle file>`), and encoded into paths by objectPath in
- * redirect.ts; objectNameFromPath is the inverse of that encoding.
+ * urls.ts; objectNameFromPath is the inverse of that encoding.
  */
 import { BUNDLES_SEGMENT, isBundleObjectSegments } from "./bundles.ts";
 import { OBJECTS_PATH } from "../config/targets.ts";
 
-/** Where redirects point on the edge itself (redirect.ts builds those URLs). */
+/** Where redirects point on the edge itself (urls.ts builds those URLs). */
 export const OBJECTS_ROUTE_PREFIX = OBJECTS_PATH;
 /** The last segment of an object name: a cache key, lower-case hex SHA-256. */
 export const OBJECT_KEY_PATTERN = /^[0-9a-f]{64}$/;

@@ -15,7 +15,7 @@
  *
  * Four kinds of request go through each origin fault: two cacheable ones (`ro/manifestdata`,
  * and `ro/filesdata` with `haveparents: true`, which the edge peeks at to route around the stock
- * origin's removed-file bug, see src/edge/retry.ts) and two pass-through ones (v2 `ro/heads` and
+ * origin's removed-file bug, see src/origin/retry.ts) and two pass-through ones (v2 `ro/heads` and
  * v1 `?cmd=getbundle`). Each case has its own repository path and CACHE_VERSION, so its objects
  * live under their own prefix. Then: recorded answers cut at every byte offset; R2 failing
  * (a Proxy around env.OBJECTS, passed as the OBJECTS binding) while filling, on a hit, and
@@ -636,7 +636,7 @@ describe("a recorded answer cut at every byte offset", () => {
   const sweeps: { route: Route; then: "end" | "reset"; from?: number; to?: number; why?: string }[] = [
     { route: MANIFESTDATA, then: "end" },
     { route: MANIFESTDATA, then: "reset" },
-    // The first frames are where the edge peeks at a filesdata answer (src/edge/retry.ts).
+    // The first frames are where the edge peeks at a filesdata answer (src/origin/retry.ts).
     { route: FILESDATA, then: "end", to: 100 },
     { route: FILESDATA, then: "reset", to: 17, why: "inside the first frame" },
     { route: FILESDATA, then: "reset", from: 17, to: 100 },
