@@ -10,7 +10,7 @@
  * engine method, `_handle.writeSync(flush, in, inOff, inLen, out, outOff, outLen)`, which leaves
  * `[availOut, availIn]` in `_writeState` and, on failure, destroys the engine with the error
  * (`errored`). NativeCodec calls it the way their own synchronous path does, without closing the
- * engine afterwards. `nativeCodecsAvailable` checks the shape once, and every codec test runs
+ * engine afterwards. Every codec test runs
  * through here in both runtimes, so a runtime that changes it fails loudly, never silently.
  */
 import * as zlib from "node:zlib";
