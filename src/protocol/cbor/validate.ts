@@ -88,39 +88,36 @@ export class CborValidator {
   }
 
   private interpret(major: number, info: number, argument: number, at: number): void {
-    const fail = (message: string): never => {
-      throw new CborDecodeError(message, at);
-    };
     if (this.inIndefinite) {
       if (major === MAJOR_BYTES && info !== INDEFINITE) return this.startBytes(argument, true, at);
       if (major === MAJOR_SPECIAL && info === INDEFINITE) {
         this.inIndefinite = false;
         return this.itemDone();
       }
-      return fail("unexpected special value when expecting bytestring chunk");
+      return failAt(at, "unexpected special value when expecting bytestring chunk");
     }
-    if (this.afterSetTag && major !== MAJOR_ARRAY) fail("expected array after finite set semantic tag");
+    if (this.afterSetTag && major !== MAJOR_ARRAY) failAt(at, "expected array after finite set semantic tag");
     const parent = this.stack[this.stack.length - 1];
     const isKey = parent?.kind === "map" && parent.seen % 2 === 0;
     switch (major) {
       case MAJOR_UINT:
       case MAJOR_NEGINT:
-        if (info === INDEFINITE) fail("indefinite length uint not allowed here");
+        if (info === INDEFINITE) failAt(at, "indefinite length uint not allowed here");
         return this.itemDone();
       case MAJOR_BYTES:
         if (info !== INDEFINITE) return this.startBytes(argument, false, at);
-        if (parent) fail("indefinite length bytestrings not allowed inside collections");
+        if (parent) failAt(at, "indefinite length bytestrings not allowed inside collections");
         this.inIndefinite = true;
         return;
       case MAJOR_STRING:
-        return fail("string major type not supported");
+        return failAt(at, "string major type not supported");
       case MAJOR_ARRAY:
       case MAJOR_MAP: {
-        if (info === INDEFINITE) fail("indefinite length uint not allowed here");
-        if (parent?.kind === "set") fail("collections not allowed as set values");
-        if (isKey) fail("collections not supported as map keys");
-        if (this.stack.length >= this.limits.maxDepth) fail(`nesting deeper than ${this.limits.maxDepth} levels`);
-        if (argument > this.limits.maxCollectionSize) fail(`collection of ${argument} items exceeds the limit of ${this.limits.maxCollectionSize}`);
+        if (info === INDEFINITE) failAt(at, "indefinite length uint not allowed here");
+        if (parent?.kind === "set") failAt(at, "collections not allowed as set values");
+        if (isKey) failAt(at, "collections not supported as map keys");
+        if (this.stack.length >= this.limits.maxDepth) failAt(at, `nesting deeper than ${this.limits.maxDepth} levels`);
+        if (argument > this.limits.maxCollectionSize) failAt(at, `collection of ${argument} items exceeds the limit of ${this.limits.maxCollectionSize}`);
         const kind = major === MAJOR_MAP ? "map" : this.afterSetTag ? "set" : "array";
         this.afterSetTag = false;
         this.stack.push({ remaining: kind === "map" ? argument * 2 : argument, kind, seen: 0 });
@@ -131,15 +128,15 @@ export class CborValidator {
         return;
       }
       case MAJOR_TAG:
-        if (argument !== TAG_FINITE_SET) fail(`semantic tag ${argument} not allowed`);
-        if (parent?.kind === "set") fail("collections not allowed as set values");
-        if (isKey) fail("collections not supported as map keys");
+        if (argument !== TAG_FINITE_SET) failAt(at, `semantic tag ${argument} not allowed`);
+        if (parent?.kind === "set") failAt(at, "collections not allowed as set values");
+        if (isKey) failAt(at, "collections not supported as map keys");
         this.afterSetTag = true;
         return;
       default:
         if (info === 20 || info === 21 || info === 22) return this.itemDone();
-        if (info === INDEFINITE) fail("unhandled special state: 5");
-        return fail(`special type ${info} not allowed`);
+        if (info === INDEFINITE) failAt(at, "unhandled special state: 5");
+        return failAt(at, `special type ${info} not allowed`);
     }
   }
 
@@ -166,4 +163,13 @@ export class CborValidator {
       this.stack.pop();
     }
   }
+}
+
+/**
+ * Throws the validator's error for the item at `at`. A function of its own, not a closure made per
+ * item: validation runs once per CBOR item of every stored byte, and a bundler that keeps function
+ * names (esbuild's keepNames, as wrangler builds) would wrap each new closure in a naming call.
+ */
+function failAt(at: number, message: string): never {
+  throw new CborDecodeError(message, at);
 }
