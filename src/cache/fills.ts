@@ -1,7 +1,7 @@
 /**
  * The objects being filled in this isolate, and who may start a fill.
  *
- * A fill holds up to one R2 part (8 MiB) in memory and an isolate has 128 MB for all its requests,
+ * A fill holds up to one R2 part (5 MiB) in memory and an isolate has 128 MB for all its requests,
  * so only FILL_CONCURRENCY fills run at once; other misses — and a second miss for an object
  * already being filled — are answered by the origin without storing (the next request finds the
  * object).

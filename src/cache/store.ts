@@ -5,12 +5,17 @@
  * (R2 needs ≥ 5 MiB for every part but the last) that only becomes visible on `complete`.
  * `abort` throws everything away. SHA-256, SHA-1 and the size are computed on the way.
  */
+import { concatBytes } from "../protocol/frames.ts";
 import { toHex } from "../protocol/hex.ts";
 import { KEY_FORMAT_VERSION } from "./keys.ts";
 
 export const OBJECT_CONTENT_TYPE = "application/mercurial-cbor";
-/** 8 MiB parts: comfortably above R2's 5 MiB minimum, and the most a fill holds in memory. */
-export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+/**
+ * 5 MiB parts, R2's minimum: the most a fill holds in memory (BENCHMARKS.md, "The cost of a
+ * byte": hgedge's process grew 21 MiB over a 1 GiB fill with 5 MiB parts, 33 MiB over 256 MiB
+ * with 8 MiB ones). 10 000 parts, R2's most, make 50 GB, far above FILL_MAX_BYTES.
+ */
+export const DEFAULT_PART_SIZE = 5 * 1024 * 1024;
 
 export interface ObjectMetadata {
   size: number;
@@ -62,19 +67,20 @@ export class ObjectWriter {
     await Promise.all([this.sha256Writer.write(bytes), this.sha1Writer.write(bytes)]);
     this.buffered.push(bytes);
     this.bufferedLength += bytes.length;
-    while (this.bufferedLength >= this.partSize) await this.uploadPart(this.take(this.partSize));
+    while (this.bufferedLength >= this.partSize) await this.uploadPart(this.takeChunks(this.partSize), this.partSize);
   }
 
   /** Makes the object visible; nothing of it was before. */
   async commit(): Promise<CommittedObject> {
     if (this.state !== "open") throw new Error(`cannot commit a ${this.state} object`);
     const [sha256, sha1] = await this.digests();
-    const rest = this.take(this.bufferedLength);
+    const restLength = this.bufferedLength;
+    const rest = this.takeChunks(restLength);
     if (this.upload) {
-      if (rest.length > 0) await this.uploadPart(rest);
+      if (restLength > 0) await this.uploadPart(rest, restLength);
       await this.upload.complete(this.parts);
     } else {
-      await this.bucket.put(this.name, rest, {
+      await this.bucket.put(this.name, concatBytes(rest), {
         httpMetadata: { contentType: this.contentType },
         customMetadata: this.metadata({ sha256, sha1 }),
       });
@@ -110,25 +116,52 @@ export class ObjectWriter {
     return metadata;
   }
 
-  private async uploadPart(bytes: Uint8Array): Promise<void> {
+  /**
+   * Uploads the buffered chunks as one part, streamed: the runtime reads them one by one, so no
+   * second, contiguous copy of the part is made (a part is 5 MiB, and an isolate has 128 MB for
+   * all its requests).
+   */
+  private async uploadPart(chunks: Uint8Array[], length: number): Promise<void> {
     this.upload ??= await this.bucket.createMultipartUpload(this.name, {
       httpMetadata: { contentType: this.contentType },
       customMetadata: this.metadata(),
     });
-    this.parts.push(await this.upload.uploadPart(this.parts.length + 1, bytes));
+    const { readable, writable } = new FixedLengthStream(length);
+    const writer = writable.getWriter();
+    const written = (async () => {
+      for (const chunk of chunks) await writer.write(chunk);
+      await writer.close();
+    })();
+    // When the upload fails first, the writes wait for a reader that is gone: end them.
+    written.catch(() => undefined);
+    let part: R2UploadedPart;
+    try {
+      part = await this.upload.uploadPart(this.parts.length + 1, readable);
+    } catch (error) {
+      await writer.abort(error).catch(() => undefined);
+      throw error;
+    }
+    await written;
+    this.parts.push(part);
   }
 
-  private take(size: number): Uint8Array {
-    const all = new Uint8Array(this.bufferedLength);
-    let at = 0;
-    for (const chunk of this.buffered) {
-      all.set(chunk, at);
-      at += chunk.length;
+  /** The first `size` buffered bytes as views of the buffered chunks (the last one split, not copied). */
+  private takeChunks(size: number): Uint8Array[] {
+    const taken: Uint8Array[] = [];
+    let needed = size;
+    while (needed > 0) {
+      const chunk = this.buffered.shift() as Uint8Array;
+      if (chunk.length <= needed) {
+        taken.push(chunk);
+        needed -= chunk.length;
+      } else {
+        taken.push(chunk.subarray(0, needed));
+        this.buffered.unshift(chunk.subarray(needed));
+        needed = 0;
+      }
     }
-    const rest = all.subarray(size);
-    this.buffered = rest.length > 0 ? [rest] : [];
-    this.bufferedLength = rest.length;
-    return all.subarray(0, size);
+    this.bufferedLength -= size;
+    return taken;
   }
 
   private async digests(): Promise<[string, string]> {

@@ -49,7 +49,7 @@ export interface Env {
   CBOR_MAX_BYTES?: string;
   /** Milliseconds an origin body may stay silent while hgedge stores it, before both are abandoned. */
   ORIGIN_IDLE_TIMEOUT_MS?: string;
-  /** Most responses one isolate stores at once (each holds up to 8 MiB). */
+  /** Most responses one isolate stores at once (each holds up to one 5 MiB R2 part). */
   FILL_CONCURRENCY?: string;
   /** Secret: bearer token of the admin API; unset, the API is off. */
   ADMIN_TOKEN?: string;

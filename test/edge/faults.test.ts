@@ -754,7 +754,7 @@ function failingAfter(stream: ReadableStream<Uint8Array>, limit: number): Readab
   });
 }
 
-/** A manifestdata answer of ~10 MB: more than one 8 MiB part, so it goes up as a multipart upload. */
+/** A manifestdata answer of ~10 MB: more than one 5 MiB part, so it goes up as a multipart upload. */
 let bigAnswer: Uint8Array | undefined;
 function multipartSized(): Uint8Array {
   bigAnswer ??= encodeOkResponse(1, encodeSequence([new Uint8Array(5_000_000).fill(7), new Uint8Array(5_000_000).fill(8)]));
