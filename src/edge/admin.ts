@@ -25,7 +25,7 @@ export const ADMIN_ROUTE_PREFIX = "/.hgedge/admin/";
 export const PURGE_MAX_OBJECTS = 10_000;
 
 /** Pages of R2 listing (1000 objects each) one stats request reads at most. */
-export const STATS_MAX_LIST_PAGES = 100;
+const STATS_MAX_LIST_PAGES = 100;
 
 /** What an action answers (JSON) and logs. */
 export interface AdminResult {

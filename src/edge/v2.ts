@@ -23,7 +23,7 @@ import { waitUntilOf, type EdgeContext } from "./context.ts";
 const MAX_CAPABILITIES_BYTES = 1 << 20;
 
 /** Set (to `skipped`) on a MISS whose answer is not being stored. */
-export const FILL_SKIPPED_HEADER = "x-hgedge-fill";
+const FILL_SKIPPED_HEADER = "x-hgedge-fill";
 
 /** A v2 command as its URL names it. */
 export interface V2Command {

@@ -6,7 +6,7 @@
  * Mercurial splits long header values over `X-HgUpgrade-1`, `-2`, ... and concatenates them
  * without separator (wireprotoserver.decodevaluefromheaders).
  */
-export function headerValue(headers: Headers, prefix: string): string {
+function headerValue(headers: Headers, prefix: string): string {
   let value = "";
   for (let i = 1; ; i++) {
     const part = headers.get(`${prefix}-${i}`);
