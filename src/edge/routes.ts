@@ -17,6 +17,7 @@
  * reading then refuses.
  */
 import type { Hono } from "hono";
+import { OBJECTS_ROUTE_PREFIX } from "../cache/names.ts";
 import { forwardToOrigin } from "../origin/client.ts";
 import { MANIFEST_COMMANDS } from "../protocol/clonebundles.ts";
 import type { CanonicalTarget } from "../protocol/target.ts";
@@ -24,7 +25,6 @@ import { ADMIN_ACTIONS, ADMIN_ROUTE_PREFIX, adminAuth, runAction, unknownAction 
 import { answerCapabilities, answerManifest, noticePush } from "./clonebundles.ts";
 import type { EdgeContext, HgEdge, RequestKind } from "./context.ts";
 import { canonical } from "./middleware.ts";
-import { OBJECTS_ROUTE_PREFIX } from "../cache/names.ts";
 import { serveObject } from "./content.ts";
 import { handleV2Command, type V2Command } from "./v2.ts";
 import { asksForUpgrade } from "./wireproto.ts";
@@ -60,7 +60,7 @@ const MERCURIAL_ROUTES: MercurialRoute[] = [
   },
   {
     kind: "v1-clonebundles",
-    match: (t, request) => {
+    match: (t) => {
       const repo = v1Repo(t, MANIFEST_COMMANDS);
       return repo !== undefined ? (c) => answerManifest(c, repo) : undefined;
     },
