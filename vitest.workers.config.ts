@@ -37,7 +37,7 @@ export default defineConfig({
   test: {
     // The JSON report feeds the plain "N passed, N failed" line .ci/run prints at the end.
     reporters: ["default", ["json", { outputFile: "test-results/workers.json" }]],
-    include: ["test/protocol/**/*.test.ts", "test/edge/**/*.test.ts", "test/cache/**/*.test.ts", "test/io/**/*.test.ts", "test/*.test.ts"],
+    include: ["test/protocol/**/*.test.ts", "test/edge/**/*.test.ts", "test/cache/**/*.test.ts", "test/io/**/*.test.ts", "test/origin/**/*.test.ts", "test/*.test.ts"],
     // The app logs a JSON line per request: shown only for failing tests.
     silent: "passed-only",
     testTimeout: 60_000,
