@@ -116,13 +116,16 @@ async function jsonBody(request: Request): Promise<Record<string, unknown> | str
   return parsed as Record<string, unknown>;
 }
 
-const REPO_FORMAT = "\"repo\" must be one repository's path as requests name it, e.g. \"/\" or \"/team/project\" (no trailing slash, no segment starting with \".\")";
+/** What a repository named to the admin API must look like (the form requests use: isCanonicalRepo). */
+function repoFormat(field: string): string {
+  return `${field} must be one repository's path as requests name it, e.g. "/" or "/team/project" (no trailing slash, no segment starting with ".")`;
+}
 
 /** The body's repository, in the one normal form requests use (isCanonicalRepo), or why not. */
 async function repoOfBody(c: EdgeContext): Promise<{ repo: string; body: Record<string, unknown> } | AdminResult> {
   const body = await jsonBody(c.req.raw);
   if (typeof body === "string") return { status: 400, body: { error: body } };
-  if (typeof body.repo !== "string" || !isCanonicalRepo(body.repo)) return { status: 400, body: { error: REPO_FORMAT } };
+  if (typeof body.repo !== "string" || !isCanonicalRepo(body.repo)) return { status: 400, body: { error: repoFormat('"repo"') } };
   return { repo: body.repo, body };
 }
 
@@ -161,7 +164,7 @@ async function purge(c: EdgeContext): Promise<AdminResult> {
 async function stats(c: EdgeContext): Promise<AdminResult> {
   const { config, isolate } = c.var;
   const asked = c.req.query("repo");
-  if (asked !== undefined && !isCanonicalRepo(asked)) return { status: 400, body: { error: REPO_FORMAT.replace('"repo" must', "?repo= must") } };
+  if (asked !== undefined && !isCanonicalRepo(asked)) return { status: 400, body: { error: repoFormat("?repo=") } };
   const bucket = boundBucket(config);
   const stored = bucket ? await storedUsage(bucket, asked ? repositoryPrefix(asked) : "", STATS_MAX_LIST_PAGES) : undefined;
   const counters = config.stats ? await statsStub(config.stats).read() : undefined;

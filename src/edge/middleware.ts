@@ -47,8 +47,6 @@ export const observe = createMiddleware<HgEdge>(async (c, next) => {
   const repo = kind === "v2-command" || kind === "handshake" ? target?.repo : undefined;
   if (cache && repo !== undefined) countInStats(c, repo, cache, originMs, response);
   const line = {
-    level: "info",
-    event: "request",
     method: c.req.method,
     path: new URL(c.var.request.url).pathname,
     kind,
@@ -60,7 +58,7 @@ export const observe = createMiddleware<HgEdge>(async (c, next) => {
     originMs,
     edgeMs,
   };
-  const logDone = (bytes: number, complete: boolean) => console.log(JSON.stringify({ ...line, bytes, complete, totalMs: Date.now() - started }));
+  const logDone = (bytes: number, complete: boolean) => logEvent("info", "request", { ...line, bytes, complete, totalMs: Date.now() - started });
   const body = response.body ? countingBody(response.body, logDone) : null;
   if (!body) logDone(0, true);
   const timings = [`edge;dur=${edgeMs}`, ...(originMs === undefined ? [] : [`origin;dur=${originMs}`])];
@@ -68,6 +66,8 @@ export const observe = createMiddleware<HgEdge>(async (c, next) => {
   // hgedge's own answers go out byte for byte. A proxied answer keeps the runtime's default: a
   // body fetched with a Content-Encoding is read decoded, and is encoded again on the way out.
   const proxied = kind === "other" || kind === "v1-capabilities" || kind === "v1-clonebundles";
+  // Cleared first: Hono's setter would otherwise re-wrap the new response (merging the old one's
+  // headers) and lose its encodeBody.
   c.res = undefined;
   c.res = copyResponse(response, { body, headers: serverTiming, encodeBody: proxied ? "automatic" : "manual" });
 });
